@@ -1,0 +1,227 @@
+import type { z } from 'zod/mini';
+import { checkAgainst } from '../issues.js';
+import { ScaleApiError, ScaleRequestInvalidError } from './errors.js';
+import { backoffDelay, DEFAULT_RETRY_POLICY, isRetryableStatus, parseRetryAfter, type RetryPolicy } from './retry.js';
+import {
+  checkCreateTaskRequest,
+  ScaleErrorBodySchema,
+  ScaleTaskSchema,
+  TaskListSchema,
+  type CreateMultistageTaskRequest,
+  type ScaleTask,
+  type TaskList,
+} from './schemas.js';
+
+export const SCALE_API_URL = 'https://api.scale.com/v1';
+
+export interface RetryNotice {
+  operation: string;
+  attempt: number;
+  delayMs: number;
+  reason: string;
+}
+
+export interface ScaleClientOptions {
+  apiKey: string;
+  /** Base URL including `/v1`; the Scale simulator's in tests and the local pipeline. */
+  baseUrl?: string;
+  retry?: Partial<RetryPolicy>;
+  /** Called before each wait, for logs and metrics. Never receives the key. */
+  onRetry?: (notice: RetryNotice) => void;
+  random?: () => number;
+}
+
+export interface CreatedTask {
+  task: ScaleTask;
+  /** True when Scale answered 409 for the unique_id and the existing task was looked up and returned. */
+  adopted: boolean;
+}
+
+export interface ListTasksQuery {
+  unique_id?: string;
+  project?: string;
+  batch?: string;
+  status?: string;
+  limit?: number;
+  next_token?: string;
+}
+
+interface CallSpec<T> {
+  operation: string;
+  method: 'GET' | 'POST';
+  path: string;
+  body?: unknown;
+  schema: z.ZodMiniType<T>;
+  /** A POST that may have taken effect is retried only when a retry cannot duplicate it. */
+  safeToRepeat: boolean;
+}
+
+type AttemptOutcome<T> =
+  | { ok: true; value: T }
+  | { ok: false; retryable: boolean; status?: number; scaleMessage?: string; summary: string; retryAfterMs?: number };
+
+/** A typed client for the parts of Scale's REST API this product uses. */
+export class ScaleClient {
+  private readonly authorization: string;
+  private readonly baseUrl: string;
+  private readonly policy: RetryPolicy;
+
+  constructor(private readonly options: ScaleClientOptions) {
+    if (!options.apiKey) throw new Error('Scale API key is empty: set it in the Scale API key secret');
+    // Basic auth: the key is the user name, the password is empty.
+    this.authorization = `Basic ${Buffer.from(`${options.apiKey}:`).toString('base64')}`;
+    this.baseUrl = (options.baseUrl ?? SCALE_API_URL).replace(/\/+$/, '');
+    this.policy = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+  }
+
+  /**
+   * POST /task/multistage. The request is checked against Scale's body rules first. A 409 (unique_id in use,
+   * e.g. an earlier attempt created the task but its answer was lost) is resolved by looking the task up.
+   */
+  async createMultistageTask(request: CreateMultistageTaskRequest): Promise<CreatedTask> {
+    const problems = checkCreateTaskRequest(request);
+    if (problems.length > 0) throw new ScaleRequestInvalidError(problems);
+    try {
+      const task = await this.call({
+        operation: 'create task',
+        method: 'POST',
+        path: '/task/multistage',
+        body: request,
+        schema: ScaleTaskSchema,
+        safeToRepeat: request.unique_id !== undefined,
+      });
+      return { task, adopted: false };
+    } catch (err) {
+      if (!(err instanceof ScaleApiError) || err.status !== 409 || !request.unique_id) throw err;
+      const existing = await this.findTaskByUniqueId(request.unique_id);
+      if (!existing) {
+        throw new ScaleApiError(`unique_id ${request.unique_id} is in use but no task was found by it`, {
+          operation: 'create task',
+          status: 409,
+          scaleMessage: err.scaleMessage,
+          retryable: true,
+          attempts: err.attempts,
+        });
+      }
+      return { task: existing, adopted: true };
+    }
+  }
+
+  getTask(taskId: string): Promise<ScaleTask> {
+    return this.call({ operation: 'get task', method: 'GET', path: `/task/${encodeURIComponent(taskId)}`, schema: ScaleTaskSchema, safeToRepeat: true });
+  }
+
+  listTasks(query: ListTasksQuery): Promise<TaskList> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+    return this.call({ operation: 'list tasks', method: 'GET', path: `/tasks?${params}`, schema: TaskListSchema, safeToRepeat: true });
+  }
+
+  async findTaskByUniqueId(uniqueId: string): Promise<ScaleTask | undefined> {
+    const page = await this.listTasks({ unique_id: uniqueId, limit: 1 });
+    return page.docs.find((task) => task.unique_id === uniqueId) ?? page.docs[0];
+  }
+
+  cancelTask(taskId: string, options: { clearUniqueId?: boolean } = {}): Promise<ScaleTask> {
+    const query = options.clearUniqueId ? '?clear_unique_id=true' : '';
+    // Cancelling twice is harmless, so a cancel whose answer was lost may be repeated.
+    return this.call({ operation: 'cancel task', method: 'POST', path: `/task/${encodeURIComponent(taskId)}/cancel${query}`, schema: ScaleTaskSchema, safeToRepeat: true });
+  }
+
+  private async call<T>(spec: CallSpec<T>): Promise<T> {
+    const started = Date.now();
+    const deadline = started + this.policy.maxElapsedMs;
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.attempt(spec, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
+      if (outcome.ok) return outcome.value;
+      const fail = (summary: string) =>
+        new ScaleApiError(summary, { operation: spec.operation, status: outcome.status, scaleMessage: outcome.scaleMessage, retryable: outcome.retryable, attempts: attempt });
+      if (!outcome.retryable) throw fail(outcome.summary);
+      if (attempt >= this.policy.maxAttempts) throw fail(`${outcome.summary}; gave up after the maximum of ${this.policy.maxAttempts} attempts`);
+      const delayMs = outcome.retryAfterMs !== undefined ? Math.min(outcome.retryAfterMs, this.policy.maxRetryAfterMs) : backoffDelay(attempt, this.policy, this.options.random);
+      // Leave room for one more attempt of at least a second; otherwise stop inside the budget.
+      if (Date.now() + delayMs + 1_000 > deadline) {
+        throw fail(`${outcome.summary}; gave up with ${this.policy.maxElapsedMs} ms retry budget spent`);
+      }
+      this.options.onRetry?.({ operation: spec.operation, attempt, delayMs, reason: outcome.summary });
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+
+  private async attempt<T>(spec: CallSpec<T>, timeoutMs: number): Promise<AttemptOutcome<T>> {
+    let response: Response;
+    let text: string;
+    try {
+      const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
+      response = await fetch(`${this.baseUrl}${spec.path}`, {
+        method: spec.method,
+        headers: {
+          authorization: this.authorization,
+          accept: 'application/json',
+          ...(spec.body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        body: spec.body !== undefined ? JSON.stringify(spec.body) : undefined,
+        signal,
+      });
+      text = await response.text();
+    } catch (err) {
+      // The request may have reached Scale; repeat it only when that cannot create a duplicate.
+      return { ok: false, retryable: spec.safeToRepeat, summary: describeTransportError(err, timeoutMs) };
+    }
+
+    if (response.ok) {
+      const parsed = parseJson(text);
+      const result = checkAgainst(spec.schema, parsed);
+      if (result.ok) return { ok: true, value: result.value };
+      return {
+        ok: false,
+        retryable: spec.safeToRepeat,
+        status: response.status,
+        summary: `unexpected answer to ${spec.method} ${stripQuery(spec.path)}: ${result.problems.slice(0, 3).join('; ')}`,
+      };
+    }
+
+    const scaleMessage = this.redact(readScaleError(text));
+    const status = response.status;
+    // 429 and 408 mean the request was not processed; 5xx may have been, so they need safeToRepeat.
+    const retryable = isRetryableStatus(status) && (status === 429 || status === 408 || spec.safeToRepeat);
+    return {
+      ok: false,
+      retryable,
+      status,
+      scaleMessage,
+      summary: `${status}${scaleMessage ? ` ${scaleMessage}` : ''}`,
+      retryAfterMs: parseRetryAfter(response.headers.get('retry-after')),
+    };
+  }
+
+  /** Scale does not echo keys, but an error text is copied into logs and records: make sure. */
+  private redact(text: string | undefined): string | undefined {
+    return text?.split(this.options.apiKey).join('[redacted]');
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function readScaleError(text: string): string | undefined {
+  const body = ScaleErrorBodySchema.safeParse(parseJson(text));
+  const message = body.success ? (body.data.error ?? body.data.message) : undefined;
+  return message ?? (text.trim() ? text.trim().slice(0, 300) : undefined);
+}
+
+function stripQuery(path: string): string {
+  return path.split('?')[0] ?? path;
+}
+
+function describeTransportError(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `no answer within ${timeoutMs} ms (timed out)`;
+  const cause = err instanceof Error ? (err.cause as { code?: string; message?: string } | undefined) : undefined;
+  const detail = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+  return `network error (${detail})`;
+}

@@ -1,0 +1,43 @@
+import { z } from 'zod';
+
+/** How the simulator behaves and misbehaves; every field can be changed at run time via POST /_simulator/config. */
+export const SimulatorConfigSchema = z
+  .object({
+    /** Delay between a successful download and completion. */
+    completionDelayMs: z.number().int().min(0).default(50),
+    downloadTimeoutMs: z.number().int().min(1).default(5_000),
+    callbackTimeoutMs: z.number().int().min(1).default(5_000),
+    /** First wait between callback attempts; doubles per attempt up to 2 s. Scale spreads 20 tries over 24 h. */
+    callbackRetryDelayMs: z.number().int().min(0).default(100),
+    callbackMaxAttempts: z.number().int().min(1).max(100).default(20),
+    /** Extra latency before every API answer. */
+    latencyMs: z.number().int().min(0).default(0),
+    /** 429 past this many API requests in any one-second window; Retry-After sent when retryAfterSeconds is set. */
+    rateLimit: z
+      .object({ requestsPerSecond: z.number().int().min(1), retryAfterSeconds: z.number().int().min(0).nullable().default(null) })
+      .nullable()
+      .default(null),
+    /** Share (0..1) of API requests answered with serverErrorStatus before being processed. */
+    serverErrorRate: z.number().min(0).max(1).default(0),
+    serverErrorStatus: z.number().int().min(500).max(599).default(503),
+    /** Share (0..1) of API requests processed and then cut off mid-answer (the socket is destroyed). */
+    dropConnectionRate: z.number().min(0).max(1).default(0),
+    /** Deterministic faults for tests: the next N API requests get a 5xx / are dropped mid-answer. */
+    failNextRequests: z.number().int().min(0).default(0),
+    dropNextRequests: z.number().int().min(0).default(0),
+    /** Which API requests the rate-based faults above apply to. */
+    faultScope: z.enum(['all', 'create']).default('all'),
+    /** Send every callback twice. */
+    duplicateCallbacks: z.boolean().default(false),
+    /** After completing, audit the task and deliver the audit callback before the completion callback. */
+    auditBeforeCompletion: z.boolean().default(false),
+    /** After the completion callback, recall the task (completed -> pending) and call back again. */
+    recallAfterCompletion: z.boolean().default(false),
+    /** Seed of the random faults, so a run can be repeated. */
+    seed: z.number().int().default(1),
+  })
+  .strict();
+
+export type SimulatorConfig = z.infer<typeof SimulatorConfigSchema>;
+export const SimulatorConfigPatchSchema = SimulatorConfigSchema.partial();
+export type SimulatorConfigPatch = z.input<typeof SimulatorConfigPatchSchema>;

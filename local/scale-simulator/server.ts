@@ -1,0 +1,261 @@
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CreateMultistageTaskRequestSchema } from '../../lambdas/core/scale/schemas.js';
+import { checkAgainst } from '../../lambdas/core/issues.js';
+import { mulberry32 } from '../random.js';
+import { SimulatorConfigPatchSchema, SimulatorConfigSchema, type SimulatorConfig, type SimulatorConfigPatch } from './config.js';
+import { newTask, runTask, type TaskRecord } from './lifecycle.js';
+
+export interface ScaleSimulatorOptions {
+  apiKey: string;
+  callbackAuthKey: string;
+  /** Projects that exist for this key; creating a task in any other is a 400. */
+  projects: string[];
+  /** Batches that exist (each belongs to a project). */
+  batches?: Array<{ name: string; project: string }>;
+  config?: SimulatorConfigPatch;
+}
+
+export interface ScaleSimulator {
+  /** Base URL of the API, with `/v1`: what a Scale client is given. */
+  apiUrl: string;
+  /** Origin of the server; the control surface is at `${origin}/_simulator/...` (also under `/v1`). */
+  origin: string;
+  configure(patch: SimulatorConfigPatch): SimulatorConfig;
+  state(): SimulatorState;
+  /** Resolves when no task is downloading, waiting or calling back. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SimulatorState {
+  config: SimulatorConfig;
+  requests: { total: number; rateLimited: number; injectedErrors: number; dropped: number };
+  tasks: Array<TaskRecord & { unique_id?: string; status: string }>;
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export async function startScaleSimulator(options: ScaleSimulatorOptions): Promise<ScaleSimulator> {
+  let config = SimulatorConfigSchema.parse(options.config ?? {});
+  let random = mulberry32(config.seed);
+  const records = new Map<string, TaskRecord>();
+  const byUniqueId = new Map<string, string>();
+  const counters = { total: 0, rateLimited: 0, injectedErrors: 0, dropped: 0 };
+  const recentRequests: number[] = [];
+  const background = new Set<Promise<void>>();
+  const timers = new Set<NodeJS.Timeout>();
+  const shutdown = new AbortController();
+  let lastTime = 0;
+
+  const now = () => {
+    lastTime = Math.max(Date.now(), lastTime + 1); // strictly increasing, so updated_at orders events
+    return new Date(lastTime).toISOString();
+  };
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (shutdown.signal.aborted) return resolve();
+      const timer = setTimeout(() => (timers.delete(timer), resolve()), ms);
+      timers.add(timer);
+      shutdown.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+    });
+  const expectedAuth = Buffer.from(`Basic ${Buffer.from(`${options.apiKey}:`).toString('base64')}`);
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const status = err instanceof HttpError ? err.status : 500;
+      const message = err instanceof HttpError ? err.message : 'Internal simulator error';
+      if (!(err instanceof HttpError)) console.error('scale simulator:', err);
+      if (!res.headersSent) sendJson(res, status, { status_code: status, error: message });
+      else res.destroy();
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://simulator');
+    const path = url.pathname.replace(/^\/v1(?=\/_simulator\/)/, '');
+    if (path.startsWith('/_simulator/')) return control(req, res, path);
+    if (!url.pathname.startsWith('/v1/')) throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);
+    const route = `${req.method} ${url.pathname.slice(3)}`;
+    counters.total++;
+
+    if (config.latencyMs > 0) await sleep(config.latencyMs);
+    const presented = Buffer.from(req.headers.authorization ?? '');
+    if (presented.length !== expectedAuth.length || !timingSafeEqual(presented, expectedAuth)) {
+      throw new HttpError(401, 'Please provide a valid API key (HTTP basic auth with the key as the user name).');
+    }
+    if (rateLimited()) {
+      counters.rateLimited++;
+      if (config.rateLimit?.retryAfterSeconds !== null && config.rateLimit?.retryAfterSeconds !== undefined) {
+        res.setHeader('retry-after', String(config.rateLimit.retryAfterSeconds));
+      }
+      throw new HttpError(429, 'Too many requests, please slow down.');
+    }
+    const inScope = config.faultScope === 'all' || route === 'POST /task/multistage';
+    if (config.failNextRequests > 0 || (inScope && config.serverErrorRate > 0 && random() < config.serverErrorRate)) {
+      if (config.failNextRequests > 0) config.failNextRequests--;
+      counters.injectedErrors++;
+      throw new HttpError(config.serverErrorStatus, 'Internal server error (simulated).');
+    }
+    const drop = config.dropNextRequests > 0 || (inScope && config.dropConnectionRate > 0 && random() < config.dropConnectionRate);
+    if (config.dropNextRequests > 0) config.dropNextRequests--;
+
+    const [status, body] = await api(req, url, route);
+    if (drop) {
+      // The request took effect, the answer never arrives in full.
+      counters.dropped++;
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+      res.write(text.slice(0, Math.floor(text.length / 2)));
+      res.socket?.destroy();
+      return;
+    }
+    sendJson(res, status, body);
+  }
+
+  function rateLimited(): boolean {
+    if (!config.rateLimit) return false;
+    const t = Date.now();
+    while (recentRequests.length > 0 && recentRequests[0]! <= t - 1000) recentRequests.shift();
+    if (recentRequests.length >= config.rateLimit.requestsPerSecond) return true;
+    recentRequests.push(t);
+    return false;
+  }
+
+  async function api(req: IncomingMessage, url: URL, route: string): Promise<[number, unknown]> {
+    if (route === 'POST /task/multistage') return createTask(await readJson(req));
+    if (req.method === 'GET' && url.pathname === '/v1/tasks') return [200, listTasks(url.searchParams)];
+    const match = /^\/v1\/task\/([^/]+)(\/cancel)?$/.exec(url.pathname);
+    const record = match ? records.get(decodeURIComponent(match[1]!)) : undefined;
+    if (match && !record) throw new HttpError(404, `Task ${decodeURIComponent(match[1]!)} not found.`);
+    if (record && req.method === 'GET' && !match![2]) return [200, record.task];
+    if (record && req.method === 'POST' && match![2]) return [200, cancel(record, url.searchParams.get('clear_unique_id') === 'true')];
+    throw new HttpError(404, `No such route: ${route}`);
+  }
+
+  function createTask(body: unknown): [number, unknown] {
+    const parsed = checkAgainst(CreateMultistageTaskRequestSchema, body);
+    if (!parsed.ok) throw new HttpError(400, `Invalid parameters: ${parsed.problems.join('; ')}`);
+    const request = parsed.value;
+    if (!options.projects.includes(request.project)) throw new HttpError(400, `Project "${request.project}" was not found.`);
+    if (request.batch && !options.batches?.some((b) => b.name === request.batch && b.project === request.project)) {
+      throw new HttpError(400, `Batch "${request.batch}" was not found in project "${request.project}".`);
+    }
+    if (request.unique_id && byUniqueId.has(request.unique_id)) {
+      throw new HttpError(409, 'The provided idempotency key or unique_id is already in use.');
+    }
+    const task = newTask(request, randomBytes(12).toString('hex'), now(), options.apiKey.startsWith('test_'));
+    const record: TaskRecord = { task, downloads: [], callbacks: [], settled: false };
+    records.set(task.task_id, record);
+    if (request.unique_id) byUniqueId.set(request.unique_id, task.task_id);
+    const work = runTask(record, { config: () => config, callbackAuthKey: options.callbackAuthKey, now, signal: shutdown.signal, sleep })
+      .then(() => {
+        if (task.status === 'error' && request.clear_unique_id_on_error && request.unique_id) byUniqueId.delete(request.unique_id);
+      })
+      .catch((err: unknown) => console.error('scale simulator task', task.task_id, err))
+      .finally(() => {
+        record.settled = true;
+        background.delete(work);
+      });
+    background.add(work);
+    return [200, task];
+  }
+
+  function listTasks(query: URLSearchParams) {
+    const limit = Math.min(100, Math.max(1, Number(query.get('limit') ?? 100) || 100));
+    const offset = Number(query.get('next_token') ?? 0) || 0;
+    const matches = [...records.values()]
+      .map((r) => r.task)
+      .filter((t) => (query.has('unique_id') ? t.unique_id === query.get('unique_id') : true))
+      .filter((t) => (query.has('project') ? t.project === query.get('project') : true))
+      .filter((t) => (query.has('batch') ? t.batch === query.get('batch') : true))
+      .filter((t) => (query.has('status') ? t.status === query.get('status') : true));
+    const docs = matches.slice(offset, offset + limit);
+    const hasMore = offset + limit < matches.length;
+    return { docs, total: matches.length, limit, offset, has_more: hasMore, next_token: hasMore ? String(offset + limit) : null };
+  }
+
+  function cancel(record: TaskRecord, clearUniqueId: boolean) {
+    const { task } = record;
+    if (task.status === 'completed') throw new HttpError(400, `Task ${task.task_id} is already completed and cannot be canceled.`);
+    if (task.status !== 'canceled') {
+      task.status = 'canceled';
+      task.updated_at = now();
+    }
+    if (clearUniqueId && task.unique_id) byUniqueId.delete(task.unique_id);
+    return task;
+  }
+
+  async function control(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (req.method === 'GET' && path === '/_simulator/state') return sendJson(res, 200, state());
+    if (req.method === 'POST' && path === '/_simulator/config') {
+      const patch = SimulatorConfigPatchSchema.safeParse(await readJson(req));
+      if (!patch.success) throw new HttpError(400, `Invalid simulator config: ${patch.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      return sendJson(res, 200, configure(patch.data));
+    }
+    throw new HttpError(404, `No such control route: ${req.method} ${path}`);
+  }
+
+  function configure(patch: SimulatorConfigPatch): SimulatorConfig {
+    config = SimulatorConfigSchema.parse({ ...config, ...SimulatorConfigPatchSchema.parse(patch) });
+    if (patch.seed !== undefined) random = mulberry32(config.seed);
+    return config;
+  }
+
+  function state(): SimulatorState {
+    const tasks = [...records.values()].map((r) => structuredClone({ ...r, unique_id: r.task.unique_id, status: r.task.status }));
+    return { config, requests: { ...counters }, tasks };
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const origin = `http://127.0.0.1:${port}`;
+
+  return {
+    apiUrl: `${origin}/v1`,
+    origin,
+    configure,
+    state,
+    async idle() {
+      while (background.size > 0) await Promise.allSettled([...background]);
+    },
+    async close() {
+      shutdown.abort();
+      for (const timer of timers) clearTimeout(timer);
+      await Promise.allSettled([...background]);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `Request body is larger than ${MAX_BODY_BYTES} bytes.`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'The request body is not valid JSON.');
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) });
+  res.end(text);
+}

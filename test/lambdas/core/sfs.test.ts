@@ -1,0 +1,170 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseSfsHeader, readSfsHeader, SfsFormatError } from '../../../lambdas/core/sfs/reader.js';
+import { encodeSfs, encodeSfsToBuffer, writeSfsFile } from '../../../lambdas/core/sfs/writer.js';
+import { buildSampleScene } from '../../../local/sample-scenes.js';
+
+const dir = await mkdtemp(join(tmpdir(), 'sfs-test-'));
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+function fileWithHeader(headerJson: string, binary: Uint8Array = new Uint8Array(4)): Buffer {
+  const json = Buffer.from(headerJson, 'utf8');
+  const padded = Buffer.alloc(Math.ceil(json.length / 4) * 4, 0x20);
+  json.copy(padded);
+  return Buffer.concat([padded, binary]);
+}
+
+/** Yields `bytes` in chunks and counts how much the consumer pulled. */
+function countingStream(bytes: Uint8Array, chunkSize: number) {
+  const counter = { pulled: 0 };
+  async function* gen() {
+    for (let i = 0; i < bytes.length; i += chunkSize) {
+      const chunk = bytes.subarray(i, i + chunkSize);
+      counter.pulled += chunk.length;
+      yield chunk;
+    }
+  }
+  return { stream: gen(), counter };
+}
+
+describe('SFS round trip', () => {
+  it('writes a scene whose header, padding, marker and $items offsets read back exactly', () => {
+    const scene = buildSampleScene({ lidarFrames: 3, pointsPerFrame: 10, cameraImageBytes: 33 });
+    const file = encodeSfsToBuffer(scene);
+    const { header, binaryStart, items } = parseSfsHeader(file, { fileSize: file.length });
+
+    expect(binaryStart % 4).toBe(0);
+    expect([...file.subarray(binaryStart, binaryStart + 4)]).toEqual([0, 0, 0, 0]);
+    expect(header.version).toBe('1.0');
+    expect(header.sensors.map((s) => [s.id, s.type])).toEqual([['lidar', 'lidar'], ['cam_front', 'camera']]);
+
+    const sensors = scene.sensors as Array<Record<string, unknown>>;
+    const lidarFrames = sensors[0]!.frames as Array<{ points: { positions: Float32Array; intensities: Uint8Array } }>;
+    const positionsItem = items.find((i) => i.keys.join('/') === 'sensors/0/frames/2/points/positions');
+    expect(positionsItem).toMatchObject({ dtype: 'float32', length: 10 * 3 * 4, shape: [10, 3] });
+    const start = binaryStart + positionsItem!.offset;
+    const copy = new Uint8Array(file.subarray(start, start + positionsItem!.length));
+    expect(new Float32Array(copy.buffer)).toEqual(lidarFrames[2]!.points.positions);
+
+    const imageItem = items.find((i) => i.keys.join('/') === 'sensors/1/images/0/content');
+    expect(imageItem).toMatchObject({ dtype: 'bytes', length: 33 });
+    const image = file.subarray(binaryStart + imageItem!.offset, binaryStart + imageItem!.offset + 33);
+    expect(Buffer.compare(image, Buffer.from((sensors[1]!.images as Array<{ content: Uint8Array }>)[0]!.content))).toBe(0);
+
+    // Every binary value is "" in the JSON and every item lies inside the file.
+    const rawJson = JSON.parse(file.subarray(0, binaryStart).toString('utf8'));
+    expect(rawJson.sensors[0].frames[0].points.positions).toBe('');
+    for (const item of items) expect(binaryStart + item.offset + item.length).toBeLessThanOrEqual(file.length);
+  });
+
+  it('streams a tens-of-MB scene to disk and reads its header from the first bytes only', async () => {
+    const path = join(dir, 'large.sfs');
+    const scene = buildSampleScene({ lidarFrames: 20, pointsPerFrame: 130_000, cameraImageBytes: 200_000 });
+    const encoded = await writeSfsFile(path, scene);
+    const { size } = await stat(path);
+    expect(size).toBe(encoded.size);
+    expect(size).toBeGreaterThan(30 * 1024 * 1024);
+
+    let pulled = 0;
+    const source = createReadStream(path, { highWaterMark: 16 * 1024 });
+    source.on('data', (c) => (pulled += c.length));
+    const info = await readSfsHeader(source, { fileSize: size });
+    source.destroy();
+    expect(info.items).toHaveLength(20 * 2 + 4 + 1);
+    expect(info.header.sensors).toHaveLength(2);
+    expect(pulled).toBeLessThan(info.binaryStart + 64 * 1024);
+  });
+
+  it('writes an item-less scene with just the 4-byte marker', () => {
+    const file = encodeSfsToBuffer({ version: '1.0', sensors: [] });
+    const { binaryStart, items } = parseSfsHeader(file, { fileSize: file.length });
+    expect(items).toEqual([]);
+    expect(file.length).toBe(binaryStart + 4);
+  });
+
+  it('describes the encoded layout without copying the arrays', () => {
+    const positions = new Float32Array([1, 2, 3]);
+    const chunks = [...encodeSfs({ version: '1.0', sensors: [{ id: 1, type: 'points', positions }] }).chunks()];
+    expect(chunks.some((c) => c.buffer === positions.buffer)).toBe(true);
+  });
+});
+
+describe('SFS header validation', () => {
+  const reject = (file: Uint8Array, message: RegExp | string, options = {}) =>
+    expect(() => parseSfsHeader(file, { fileSize: file.length, ...options })).toThrowError(
+      expect.objectContaining({ name: 'SfsFormatError', message: typeof message === 'string' ? expect.stringContaining(message) : expect.stringMatching(message) }),
+    );
+
+  it('rejects a file with no zero byte within the cap', () => {
+    const file = Buffer.alloc(2048, 0x20);
+    reject(file, 'no zero byte within the first 1024 bytes (the header size cap)', { maxHeaderBytes: 1024 });
+  });
+
+  it('rejects a file that ends before its header does', () => {
+    reject(Buffer.from('{"version":"1.0"', 'utf8'), 'file ends before its header does');
+  });
+
+  it('rejects a header that is not JSON', () => {
+    reject(fileWithHeader('{"version": "1.0", sensors: []}'), 'not valid UTF-8 JSON');
+  });
+
+  it('rejects a header that is not UTF-8', () => {
+    reject(Buffer.concat([Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), Buffer.alloc(4)]), 'not valid UTF-8 JSON');
+  });
+
+  it('rejects a header that is not padded to 4 bytes', () => {
+    reject(Buffer.concat([Buffer.from('{"a":1}'), Buffer.alloc(4)]), 'not padded to a multiple of 4');
+  });
+
+  it('rejects a binary section that does not begin with 4 zero bytes', () => {
+    reject(fileWithHeader('{"version":"1.0","sensors":[]}', Buffer.from([0, 0, 1, 0])), 'does not begin with 4 zero bytes');
+  });
+
+  it('names the sensor without an id', () => {
+    reject(fileWithHeader('{"version":"1.0","sensors":[{"id":"a","type":"lidar"},{"id":"b","type":"camera"},{"type":"radar"}]}'), 'sensors[2].id: has no id');
+  });
+
+  it('names an unknown sensor type', () => {
+    reject(fileWithHeader('{"version":"1.0","sensors":[{"id":"a","type":"sonar"}]}'), 'sensors[0].type: has unknown type "sonar"');
+  });
+
+  it('requires version and sensors', () => {
+    reject(fileWithHeader('{"sensors":[]}'), 'version: version is missing');
+    reject(fileWithHeader('{"version":"1.0"}'), 'sensors: sensors is missing');
+  });
+
+  it('rejects an unknown time_unit', () => {
+    reject(fileWithHeader('{"version":"1.0","sensors":[],"time_unit":"fortnights"}'), 'time_unit: expected one of "microseconds", "nanoseconds"');
+  });
+
+  it('rejects $items that point outside the file when its size is known', () => {
+    const header = '{"version":"1.0","sensors":[],"$items":[{"keys":["a"],"offset":8,"length":100,"dtype":"float32"}]}';
+    const file = fileWithHeader(header, new Uint8Array(16));
+    reject(file, /\$items\[0\] \(a\) spans bytes 8\.\.108 of the binary section, which holds 16 bytes/);
+    // Without the size (only a prefix was read) the same header is accepted.
+    expect(parseSfsHeader(file).items).toHaveLength(1);
+  });
+
+  it('rejects malformed $items', () => {
+    reject(fileWithHeader('{"version":"1.0","sensors":[],"$items":[{"keys":["a"],"offset":-1,"length":1,"dtype":"float128"}]}'), /\$items\[0\]\.offset.*\$items\[0\]\.dtype/);
+  });
+
+  it('enforces the cap on a stream without reading the rest', async () => {
+    const file = Buffer.alloc(10 * 1024 * 1024, 0x20); // 10 MiB of "header" with no end
+    const { stream, counter } = countingStream(file, 4096);
+    await expect(readSfsHeader(stream, { maxHeaderBytes: 64 * 1024 })).rejects.toThrow(SfsFormatError);
+    expect(counter.pulled).toBeLessThanOrEqual(64 * 1024 + 4096);
+  });
+
+  it('stops pulling once the header and marker are in', async () => {
+    const file = encodeSfsToBuffer(buildSampleScene({ pointsPerFrame: 50_000 }));
+    const { stream, counter } = countingStream(file, 1024);
+    const info = await readSfsHeader(stream, { fileSize: file.length });
+    expect(info.header.sensors).toHaveLength(2);
+    expect(counter.pulled).toBeLessThanOrEqual(info.binaryStart + 4 + 1024);
+    expect(counter.pulled).toBeLessThan(file.length / 10);
+  });
+});
