@@ -1,0 +1,65 @@
+import { z } from 'zod/mini';
+import { checkAgainst } from './issues.js';
+import { SCALE_LIMITS } from './scale/schemas.js';
+
+/** Scale task settings that a key prefix can override. */
+const TaskSettings = {
+  project: z.optional(z.string().check(z.minLength(1, 'must not be empty'))),
+  batch: z.optional(z.string().check(z.minLength(1, 'must not be empty'))),
+  instruction: z.optional(z.string()),
+  taskBlueprintId: z.optional(z.string().check(z.minLength(1, 'must not be empty'))),
+  priority: z.optional(z.union(SCALE_LIMITS.priorities.map((p) => z.literal(p)), { error: 'must be 10, 20 or 30' })),
+  tags: z.optional(z.array(z.string()).check(z.maxLength(SCALE_LIMITS.maxTags, `must hold at most ${SCALE_LIMITS.maxTags} tags`))),
+};
+
+export const RouteSchema = z.strictObject({
+  /** Keys that start with this prefix use the settings below over the defaults. Longest prefix wins. */
+  prefix: z.string().check(z.minLength(1, 'must not be empty')),
+  ...TaskSettings,
+});
+
+/** How uploads become Scale tasks. Shared by the stack (CDK context) and the create-task handler (environment). */
+export const RoutingSchema = z.strictObject({
+  ...TaskSettings,
+  project: z.string({ error: 'is required: the Scale project new tasks go to' }).check(z.minLength(1, 'must not be empty')),
+  routes: z._default(z.array(RouteSchema), []),
+  clearUniqueIdOnError: z._default(z.boolean(), true),
+  /** Lifetime asked for the presigned attachment URL (SigV4 allows at most 7 days). */
+  presignExpiresSeconds: z._default(z.int().check(z.gte(60, 'must be at least 60'), z.lte(604_800, 'must be at most 604800 (7 days)')), 6 * 3600),
+  /** Largest .sfs header read during the preflight check. */
+  maxHeaderBytes: z._default(z.int().check(z.gte(1024), z.lte(64 * 1024 * 1024)), 8 * 1024 * 1024),
+});
+export type Routing = z.infer<typeof RoutingSchema>;
+export type Route = z.infer<typeof RouteSchema>;
+
+/** Everything the stack reads from CDK context. */
+export const PipelineConfigSchema = z.strictObject({
+  routing: RoutingSchema,
+  scaleApiUrl: z._default(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }), 'https://api.scale.com/v1'),
+  /** Concurrent create-task invocations, i.e. the pressure put on Scale's rate limit. */
+  maxConcurrency: z._default(z.int().check(z.gte(2, 'must be at least 2 (SQS event source minimum)'), z.lte(1000)), 5),
+  /** Receives of one message before it moves to the dead-letter queue. */
+  maxReceiveCount: z._default(z.int().check(z.gte(1), z.lte(1000)), 5),
+  removalPolicy: z._default(z.enum(['retain', 'destroy']), 'retain'),
+  /** Watch this existing bucket instead of creating one. */
+  existingScenesBucketName: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'))),
+});
+export type PipelineConfig = z.infer<typeof PipelineConfigSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses config or throws one error listing every problem, each naming its key under `where`. */
+export function parseConfig<T>(schema: z.ZodMiniType<T>, data: unknown, where: string): T {
+  const result = checkAgainst(schema, data);
+  if (result.ok) return result.value;
+  throw new ConfigError(`invalid ${where}:\n  - ${result.problems.join('\n  - ')}`);
+}
+
+/** Reads a required environment variable; a missing one is a deployment error worth a clear message. */
+export function requireEnv(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  const value = env[name];
+  if (!value) throw new ConfigError(`environment variable ${name} is not set; the stack sets it on every function`);
+  return value;
+}

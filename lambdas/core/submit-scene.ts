@@ -1,0 +1,96 @@
+import type { Routing } from './config.js';
+import { routeFor } from './routing.js';
+import type { CreatedTask } from './scale/client.js';
+import { ScaleApiError, ScaleRequestInvalidError } from './scale/errors.js';
+import type { CreateMultistageTaskRequest } from './scale/schemas.js';
+import { callbackUrlFor, sceneUniqueId } from './scene-identity.js';
+import type { SceneObjects } from './scene-objects.js';
+import type { UploadEvent } from './s3-event.js';
+import { readSfsHeader, SfsFormatError } from './sfs/reader.js';
+import { SFS_BINARY_MARKER_BYTES } from './sfs/format.js';
+import type { TaskStatus } from './task-record.js';
+import type { SceneSource, TaskStore } from './task-store.js';
+
+export interface SubmitDeps {
+  objects: SceneObjects;
+  store: TaskStore;
+  scale: { createMultistageTask(request: CreateMultistageTaskRequest): Promise<CreatedTask> };
+  routing: Routing;
+  callbackBaseUrl: string;
+  signingKey: string;
+  now?: () => Date;
+}
+
+export type SubmitOutcome =
+  | { kind: 'submitted'; uniqueId: string; taskId: string; adopted: boolean }
+  | { kind: 'rejected'; uniqueId: string; reason: string }
+  | { kind: 'create_failed'; uniqueId: string; message: string }
+  | { kind: 'skipped'; uniqueId: string; status: TaskStatus };
+
+/**
+ * Turns one upload into at most one Scale task. Permanent problems (vanished, empty or corrupt scene; Scale
+ * refusing the task) are recorded and returned; transient ones (AWS errors, Scale 429/5xx/timeouts) are thrown
+ * so the queue delivers the message again.
+ */
+export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promise<SubmitOutcome> {
+  const now = () => (deps.now?.() ?? new Date()).toISOString();
+  const head = await deps.objects.head(upload);
+  const ref = {
+    bucket: upload.bucket,
+    key: upload.key,
+    versionId: upload.versionId ?? (head.exists ? head.versionId : undefined),
+    eTag: upload.eTag ?? (head.exists ? head.eTag : undefined),
+  };
+  const uniqueId = sceneUniqueId(ref);
+  const source: SceneSource = { uniqueId, ...ref, size: head.exists ? head.size : upload.size, sceneFormat: 'sensor_fusion' };
+  const reject = async (reason: string): Promise<SubmitOutcome> => {
+    await deps.store.recordRejection(source, reason, now());
+    return { kind: 'rejected', uniqueId, reason };
+  };
+
+  if (!head.exists) return reject('the object no longer exists (deleted before it was processed)');
+  if (!upload.versionId && upload.eTag && head.eTag && head.eTag !== upload.eTag) {
+    return reject('the object was overwritten before it was processed; the newer upload is processed on its own');
+  }
+  if (head.size === 0) return reject('the object is empty (0 bytes)');
+  try {
+    const prefix = await deps.objects.readPrefix(ref, deps.routing.maxHeaderBytes + SFS_BINARY_MARKER_BYTES);
+    await readSfsHeader(prefix, { fileSize: head.size, maxHeaderBytes: deps.routing.maxHeaderBytes });
+  } catch (err) {
+    if (err instanceof SfsFormatError) return reject(err.message);
+    throw err;
+  }
+
+  const settings = routeFor(upload.key, deps.routing);
+  const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, now());
+  if (started !== 'started') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
+
+  const attachment = await deps.objects.presign(ref, deps.routing.presignExpiresSeconds);
+  const request: CreateMultistageTaskRequest = {
+    project: settings.project,
+    ...(settings.batch ? { batch: settings.batch } : {}),
+    ...(settings.instruction ? { instruction: settings.instruction } : {}),
+    ...(settings.taskBlueprintId ? { task_blueprint_id: settings.taskBlueprintId } : {}),
+    ...(settings.priority ? { priority: settings.priority } : {}),
+    ...(settings.tags?.length ? { tags: settings.tags } : {}),
+    attachments: [attachment.url],
+    scene_format: 'sensor_fusion',
+    unique_id: uniqueId,
+    callback_url: callbackUrlFor(deps.callbackBaseUrl, uniqueId, deps.signingKey),
+    clear_unique_id_on_error: deps.routing.clearUniqueIdOnError,
+    metadata: { source: { bucket: ref.bucket, key: ref.key, versionId: ref.versionId, eTag: ref.eTag, size: head.size } },
+  };
+
+  let created: CreatedTask;
+  try {
+    created = await deps.scale.createMultistageTask(request);
+  } catch (err) {
+    const permanent = err instanceof ScaleRequestInvalidError || (err instanceof ScaleApiError && !err.retryable);
+    if (!permanent) throw err;
+    const error = err instanceof ScaleApiError ? { status: err.status, message: err.scaleMessage ?? err.message } : { message: err.message };
+    await deps.store.recordCreateFailure(uniqueId, error, now());
+    return { kind: 'create_failed', uniqueId, message: error.message };
+  }
+  await deps.store.recordSubmitted(uniqueId, { taskId: created.task.task_id, attachmentExpiresAt: attachment.expiresAt.toISOString(), adopted: created.adopted }, now());
+  return { kind: 'submitted', uniqueId, taskId: created.task.task_id, adopted: created.adopted };
+}

@@ -1,0 +1,56 @@
+import { z } from 'zod/mini';
+
+/**
+ * Where an upload stands:
+ * - submitting: accepted, a Scale task is being created
+ * - pending: Scale has the task (also after a recall from completed)
+ * - completed / error / canceled: as Scale last reported by callback
+ * - rejected: never sent to Scale (object vanished, empty, or not a valid scene); see `reason`
+ * - create_failed: Scale refused the task permanently (a 4xx such as an unknown project); see `scaleError`
+ */
+export const TASK_STATUSES = ['submitting', 'pending', 'completed', 'error', 'canceled', 'rejected', 'create_failed'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+/** Statuses Scale reports in callbacks, which the record takes over. */
+export const SCALE_TASK_STATUSES = ['pending', 'completed', 'error', 'canceled'] as const;
+export type ScaleTaskStatus = (typeof SCALE_TASK_STATUSES)[number];
+
+const S3Pointer = z.object({ bucket: z.string(), key: z.string() });
+
+/** One item of the tasks table: the contract downstream jobs read. */
+export const TaskRecordSchema = z.object({
+  schemaVersion: z.literal(1),
+  uniqueId: z.string(),
+  status: z.enum(TASK_STATUSES),
+  bucket: z.string(),
+  key: z.string(),
+  versionId: z.optional(z.string()),
+  eTag: z.optional(z.string()),
+  size: z.optional(z.number()),
+  sceneFormat: z.enum(['sensor_fusion', 'split_base64']),
+  project: z.optional(z.string()),
+  batch: z.optional(z.string()),
+  route: z.optional(z.string()),
+  taskId: z.optional(z.string()),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  submittedAt: z.optional(z.string()),
+  /** When the presigned attachment URL stops working (the earlier of its lifetime and the signer's credentials). */
+  attachmentExpiresAt: z.optional(z.string()),
+  adopted: z.optional(z.boolean()),
+  reason: z.optional(z.string()),
+  scaleError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
+  scaleStatus: z.optional(z.string()),
+  /** The task's own updated_at of the newest callback applied: what orders callbacks. */
+  scaleUpdatedAt: z.optional(z.string()),
+  completedAt: z.optional(z.string()),
+  callbackCount: z.optional(z.number()),
+  lastCallbackAt: z.optional(z.string()),
+  /** Scale's `response` as JSON text, when small enough to keep in the item. */
+  responseJson: z.optional(z.string()),
+  /** Otherwise: the archived callback body whose `response` field holds it. */
+  responseRef: z.optional(S3Pointer),
+  /** The archived body of the newest callback applied. */
+  lastCallbackArchive: z.optional(S3Pointer),
+});
+export type TaskRecord = z.infer<typeof TaskRecordSchema>;
