@@ -98,61 +98,35 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async applyCallback(update: CallbackUpdate, now: string): Promise<'applied' | 'stale'> {
-    const names: Record<string, string> = { '#status': 'status', '#key': 'key' };
-    const values: Record<string, unknown> = {
-      ':status': update.status,
-      ':taskId': update.taskId,
-      ':t': update.scaleUpdatedAt,
-      ':now': now,
-      ':one': 1,
-      ':archive': update.archive,
-      ':v': 1,
-      ':bucket': update.source.bucket,
-      ':key': update.source.key,
-      ':format': update.source.sceneFormat,
-    };
-    const set = [
-      '#status = :status',
-      'taskId = :taskId',
-      'scaleStatus = :status',
-      'scaleUpdatedAt = :t',
-      'updatedAt = :now',
-      'lastCallbackAt = :now',
-      'lastCallbackArchive = :archive',
-      // A callback for an upload whose create-side record was lost rebuilds the record from the task's metadata.
-      'schemaVersion = if_not_exists(schemaVersion, :v)',
-      'createdAt = if_not_exists(createdAt, :now)',
-      'bucket = if_not_exists(bucket, :bucket)',
-      '#key = if_not_exists(#key, :key)',
-      'sceneFormat = if_not_exists(sceneFormat, :format)',
-    ];
-    const optionalSource = { versionId: update.source.versionId, eTag: update.source.eTag, size: update.source.size, project: update.source.project };
-    for (const [field, value] of Object.entries(optionalSource)) {
-      if (value === undefined) continue;
-      const name = field === 'size' ? '#size' : field; // SIZE is a reserved word
-      if (field === 'size') names['#size'] = 'size';
-      set.push(`${name} = if_not_exists(${name}, :${field})`);
-      values[`:${field}`] = value;
-    }
-    const remove: string[] = [];
-    const replace = (field: 'completedAt' | 'responseJson' | 'responseRef', value: unknown) => {
-      if (value === undefined) remove.push(field);
-      else (set.push(`${field} = :${field}`), (values[`:${field}`] = value));
-    };
-    replace('completedAt', update.completedAt);
-    replace('responseJson', update.responseJson);
-    replace('responseRef', update.responseRef);
+    const expr = new UpdateExpression();
+    expr.set('status', update.status);
+    expr.set('taskId', update.taskId);
+    expr.set('scaleStatus', update.status);
+    expr.set('scaleUpdatedAt', update.scaleUpdatedAt);
+    expr.set('updatedAt', now);
+    expr.set('lastCallbackAt', now);
+    expr.set('lastCallbackArchive', update.archive);
+    // A callback for an upload whose create-side record was lost rebuilds the record from the task's metadata.
+    const { source } = update;
+    const fallback = { schemaVersion: 1, createdAt: now, ...source };
+    for (const [field, value] of Object.entries(fallback)) if (value !== undefined) expr.setIfAbsent(field, value);
+    expr.setOrRemove('completedAt', update.completedAt);
+    expr.setOrRemove('responseJson', update.responseJson);
+    expr.setOrRemove('responseRef', update.responseRef);
+    expr.add('callbackCount', 1);
+    const t = expr.value(update.scaleUpdatedAt);
+    const scaleUpdatedAt = expr.name('scaleUpdatedAt');
 
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { uniqueId: update.uniqueId },
-          UpdateExpression: `SET ${set.join(', ')} ${remove.length ? `REMOVE ${remove.join(', ')}` : ''} ADD callbackCount :one`,
+          UpdateExpression: expr.toString(),
           // Ordered by the task's own time: an older or repeated callback never overwrites a newer state.
-          ConditionExpression: 'attribute_not_exists(scaleUpdatedAt) OR scaleUpdatedAt < :t',
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
+          ConditionExpression: `attribute_not_exists(${scaleUpdatedAt}) OR ${scaleUpdatedAt} < ${t}`,
+          ExpressionAttributeNames: expr.names,
+          ExpressionAttributeValues: expr.values,
         }),
       );
       return 'applied';
@@ -182,5 +156,51 @@ export class DynamoTaskStore implements TaskStore {
       // The record already moved past the state this write is for: keeping the newer state is the point.
       if (!isConditionFailure(err)) throw err;
     }
+  }
+}
+
+/** Builds an UpdateExpression with every attribute name aliased, so reserved words (status, key, size…) just work. */
+class UpdateExpression {
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, unknown> = {};
+  private readonly sets: string[] = [];
+  private readonly removes: string[] = [];
+  private readonly adds: string[] = [];
+
+  name(field: string): string {
+    this.names[`#${field}`] = field;
+    return `#${field}`;
+  }
+
+  value(value: unknown): string {
+    const placeholder = `:v${Object.keys(this.values).length}`;
+    this.values[placeholder] = value;
+    return placeholder;
+  }
+
+  set(field: string, value: unknown): void {
+    this.sets.push(`${this.name(field)} = ${this.value(value)}`);
+  }
+
+  setIfAbsent(field: string, value: unknown): void {
+    const name = this.name(field);
+    this.sets.push(`${name} = if_not_exists(${name}, ${this.value(value)})`);
+  }
+
+  setOrRemove(field: string, value: unknown): void {
+    if (value === undefined) this.removes.push(this.name(field));
+    else this.set(field, value);
+  }
+
+  add(field: string, amount: number): void {
+    this.adds.push(`${this.name(field)} ${this.value(amount)}`);
+  }
+
+  toString(): string {
+    return [
+      this.sets.length ? `SET ${this.sets.join(', ')}` : '',
+      this.removes.length ? `REMOVE ${this.removes.join(', ')}` : '',
+      this.adds.length ? `ADD ${this.adds.join(', ')}` : '',
+    ].filter(Boolean).join(' ');
   }
 }

@@ -37,7 +37,8 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
     AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-    POWERTOOLS_LOG_LEVEL: 'SILENT',
+    // TEST_LOG_LEVEL=DEBUG shows the functions' logs when a test needs explaining.
+    POWERTOOLS_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_SERVICE_NAME: 'test',
     TASKS_TABLE: 'tasks',
     RESULTS_BUCKET: 'results',
