@@ -1,9 +1,12 @@
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { checkAgainst } from './issues.js';
 import { ScaleTaskSchema } from './scale/schemas.js';
 import { secretsEqual, verifyCallbackRef } from './scene-identity.js';
 import { SCALE_TASK_STATUSES, type ScaleTaskStatus } from './task-record.js';
 import type { CallbackUpdate, TaskStore } from './task-store.js';
+
+/** Raw callback bodies are archived under this prefix of the results bucket. */
+export const CALLBACK_ARCHIVE_PREFIX = 'callbacks/';
 
 /** Responses up to this size (serialized) are kept in the record; larger ones stay in the archive only. */
 export const INLINE_RESPONSE_LIMIT_BYTES = 300 * 1024;
@@ -86,7 +89,7 @@ export async function applyCallback(uniqueId: string, rawBody: string, deps: App
   if (!scaleUpdatedAt) return { kind: 'invalid', message: 'task has no readable updated_at, completed_at or created_at to order it by' };
 
   const receivedAt = (deps.now?.() ?? new Date()).toISOString();
-  const archive = await deps.archive.put(`callbacks/${uniqueId}/${receivedAt}-${status}.json`, rawBody);
+  const archive = await deps.archive.put(`${CALLBACK_ARCHIVE_PREFIX}${uniqueId}/${receivedAt}-${status}.json`, rawBody);
 
   const response = body.response ?? task.response;
   const responseJson = response === undefined ? undefined : JSON.stringify(response);

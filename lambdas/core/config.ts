@@ -1,4 +1,4 @@
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { checkAgainst } from './issues.js';
 import { SCALE_LIMITS } from './scale/schemas.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { checkAgainst } from '../issues.js';
 
 /** Limits from Scale's API reference for POST /v1/task/multistage. */

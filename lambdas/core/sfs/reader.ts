@@ -1,4 +1,4 @@
-import { z } from 'zod/mini';
+import * as z from 'zod/mini';
 import { checkAgainst, formatPath } from '../issues.js';
 import { DEFAULT_MAX_HEADER_BYTES, SFS_BINARY_MARKER_BYTES, SFS_DTYPES, SFS_SENSOR_TYPES, SFS_TIME_UNITS, type SfsItem } from './format.js';
 

@@ -1,0 +1,29 @@
+import { OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const PROJECT_ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '..');
+
+/** The project's functions: name → handler entry. The stack and the local pipeline both build from this list. */
+export const FUNCTION_ENTRIES = {
+  'create-task': join(PROJECT_ROOT, 'lambdas/create-task/handler.ts'),
+  callback: join(PROJECT_ROOT, 'lambdas/callback/handler.ts'),
+} as const;
+export type FunctionName = keyof typeof FUNCTION_ENTRIES;
+
+/**
+ * How every function is bundled: ESM, minified, with source maps, the SDK bundled in (pinned, not the runtime's).
+ * `target` is node20 so the very same bundle also runs on the local pipeline's Node.
+ */
+export const BUNDLING: BundlingOptions = {
+  format: OutputFormat.ESM,
+  minify: true,
+  sourceMap: true,
+  target: 'node20',
+  mainFields: ['module', 'main'],
+  externalModules: [],
+  // Some bundled CommonJS code calls require(); give ESM one.
+  banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+  // Bundling runs esbuild from node_modules; never Docker.
+  forceDockerBundling: false,
+};

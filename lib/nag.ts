@@ -1,0 +1,62 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import { CfnBucket, type IBucket } from 'aws-cdk-lib/aws-s3';
+import type { IConstruct } from 'constructs';
+import type { CallbackApi } from './callback-api.js';
+import type { ScenesIngest } from './scenes-ingest.js';
+import type { PipelineSecrets } from './secrets.js';
+import type { TaskCreation } from './task-creation.js';
+
+const LAMBDA_BASIC_EXECUTION = 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]';
+
+function acknowledge(scope: IConstruct, id: string, reason: string): void {
+  Validations.of(scope).acknowledge({ id, reason });
+}
+
+/** How cdk-nag names a wildcard over a bucket's objects: by logical id for a bucket of this stack, else by ARN. */
+function objectsFinding(bucket: IBucket, suffix: string): string {
+  const cfn = bucket.node.defaultChild;
+  const arn = cfn instanceof CfnBucket ? `<${Stack.of(bucket).resolve(Stack.of(bucket).getLogicalId(cfn))}.Arn>` : `arn:<AWS::Partition>:s3:::${bucket.bucketName}`;
+  return `AwsSolutions-IAM5[Resource::${arn}/${suffix}]`;
+}
+
+export interface Acknowledged {
+  stack: Stack;
+  ingest: ScenesIngest;
+  creation: TaskCreation;
+  callbacks: CallbackApi;
+  secrets: PipelineSecrets;
+}
+
+/** Every cdk-nag finding this stack accepts, on the construct it concerns, with the reason. */
+export function acknowledgeFindings({ stack, ingest, creation, callbacks, secrets }: Acknowledged): void {
+  for (const fn of [creation.function, callbacks.function]) {
+    acknowledge(fn, LAMBDA_BASIC_EXECUTION, "Lambda's managed logging policy (create log streams, put log events); retention is set on the log group the stack creates.");
+    acknowledge(fn, 'AwsSolutions-IAM5[Resource::*]', 'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords take no narrower resource.');
+  }
+  acknowledge(creation.function, objectsFinding(ingest.bucket, '*'), 'Reads any uploaded scene (HEAD, ranged GET, presigned GET): uploads have arbitrary keys.');
+  acknowledge(callbacks.function, objectsFinding(callbacks.results, 'callbacks/*'), 'Archives each callback under its own key below callbacks/; the prefix is as narrow as it gets.');
+
+  acknowledge(callbacks.api, 'AwsSolutions-APIG4', "Scale cannot sign requests or use Cognito: the callback function authenticates every call with Scale's callback auth header and a per-task HMAC in the URL.");
+  acknowledge(callbacks.api, 'AwsSolutions-COG4', 'As for APIG4: Scale posts callbacks with a shared header, not with Cognito tokens; the function verifies it and a per-task HMAC.');
+  acknowledge(callbacks.api, 'AwsSolutions-APIG3', 'WAF is left to the operator (it has a monthly cost); calls without the signed per-task query are refused by API Gateway and the function.');
+  acknowledge(
+    callbacks.api,
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',
+    "API Gateway's account-level role for execution logs; AWS provides only this managed policy for it.",
+  );
+
+  acknowledge(secrets.scaleApiKey, 'AwsSolutions-SMG4', 'Issued by Scale, not rotatable from AWS: rotate it in Scale and put the new value.');
+  acknowledge(secrets.callbackAuthKey, 'AwsSolutions-SMG4', "Issued by Scale (account callback auth key), not rotatable from AWS: rotate it in Scale's dashboard and put the new value.");
+  acknowledge(
+    secrets.signingKey,
+    'AwsSolutions-SMG4',
+    'Rotating invalidates the callback URLs of tasks still open at Scale; rotate by hand between batches (see README).',
+  );
+
+  // The singleton function CDK uses to configure bucket notifications.
+  const notifications = stack.node.children.find((child) => child.node.id.startsWith('BucketNotificationsHandler'));
+  if (notifications) {
+    acknowledge(notifications, LAMBDA_BASIC_EXECUTION, "CDK's bucket-notification helper runs once per deployment with Lambda's managed logging policy.");
+    acknowledge(notifications, 'AwsSolutions-IAM5[Resource::*]', "CDK's bucket-notification helper: s3:PutBucketNotification is granted on * by aws-cdk-lib.");
+  }
+}

@@ -1,0 +1,63 @@
+import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import type { PipelineConfig } from '../lambdas/core/config.js';
+import { CallbackApi } from './callback-api.js';
+import { acknowledgeFindings } from './nag.js';
+import { ScenesIngest } from './scenes-ingest.js';
+import { PipelineSecrets } from './secrets.js';
+import { secureBucket } from './secure-bucket.js';
+import { CREATE_TASK_TIMEOUT, TaskCreation } from './task-creation.js';
+import { TaskStoreTable } from './task-store.js';
+
+export interface PipelineStackProps extends StackProps {
+  config: PipelineConfig;
+}
+
+/** S3 .sfs upload → queue → create-task → Scale; Scale → callback API → DynamoDB. */
+export class PipelineStack extends Stack {
+  constructor(scope: Construct, id: string, props: PipelineStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    const removalPolicy = config.removalPolicy === 'destroy' ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN;
+
+    const accessLogs = secureBucket(this, 'AccessLogs', { removalPolicy });
+    const ingest = new ScenesIngest(this, 'Ingest', {
+      removalPolicy,
+      accessLogs,
+      existingBucketName: config.existingScenesBucketName,
+      maxReceiveCount: config.maxReceiveCount,
+      consumerTimeout: CREATE_TASK_TIMEOUT,
+    });
+    const results = secureBucket(this, 'Results', { removalPolicy, accessLogs, accessLogsPrefix: 'results/' });
+    const store = new TaskStoreTable(this, 'TaskStore', { removalPolicy });
+    const secrets = new PipelineSecrets(this, 'Secrets', { removalPolicy });
+
+    const callbacks = new CallbackApi(this, 'CallbackApi', {
+      table: store.table,
+      results,
+      callbackAuthKey: secrets.callbackAuthKey,
+      signingKey: secrets.signingKey,
+    });
+    const creation = new TaskCreation(this, 'TaskCreation', {
+      config,
+      queue: ingest.queue,
+      scenes: ingest.bucket,
+      table: store.table,
+      scaleApiKey: secrets.scaleApiKey,
+      signingKey: secrets.signingKey,
+      callbackUrl: callbacks.callbackUrl,
+    });
+
+    new CfnOutput(this, 'ScenesBucketName', { value: ingest.bucket.bucketName, description: 'Upload .sfs scenes here' });
+    new CfnOutput(this, 'CallbackUrl', { value: callbacks.callbackUrl, description: 'Scale posts task callbacks here (each task gets its own signed query)' });
+    new CfnOutput(this, 'TasksTableName', { value: store.table.tableName });
+    new CfnOutput(this, 'TasksTableStreamArn', { value: store.table.tableStreamArn ?? '' });
+    new CfnOutput(this, 'ResultsBucketName', { value: results.bucketName });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: ingest.deadLetterQueue.queueUrl, description: 'Uploads that failed every retry; redrive after fixing the cause' });
+    new CfnOutput(this, 'ScaleApiKeySecretName', { value: secrets.scaleApiKey.secretName });
+    new CfnOutput(this, 'ScaleCallbackAuthKeySecretName', { value: secrets.callbackAuthKey.secretName });
+    new CfnOutput(this, 'CallbackSigningKeySecretName', { value: secrets.signingKey.secretName });
+
+    acknowledgeFindings({ stack: this, ingest, creation, callbacks, secrets });
+  }
+}

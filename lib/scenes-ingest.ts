@@ -1,0 +1,47 @@
+import type { RemovalPolicy } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
+import { Bucket, EventType, type IBucket } from 'aws-cdk-lib/aws-s3';
+import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { secureBucket } from './secure-bucket.js';
+
+export const SCENE_SUFFIX = '.sfs';
+
+export interface ScenesIngestProps {
+  removalPolicy: RemovalPolicy;
+  accessLogs: IBucket;
+  /** Watch this bucket instead of creating one. */
+  existingBucketName?: string;
+  maxReceiveCount: number;
+  /** The consumer's timeout: the queue's visibility timeout is six times this, as AWS advises. */
+  consumerTimeout: Duration;
+}
+
+/** Uploads of scenes → S3 notification → an encrypted queue with a dead-letter queue. */
+export class ScenesIngest extends Construct {
+  readonly bucket: IBucket;
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+
+  constructor(scope: Construct, id: string, props: ScenesIngestProps) {
+    super(scope, id);
+    this.bucket = props.existingBucketName
+      ? Bucket.fromBucketName(this, 'Scenes', props.existingBucketName)
+      : secureBucket(this, 'Scenes', { removalPolicy: props.removalPolicy, accessLogs: props.accessLogs, accessLogsPrefix: 'scenes/' });
+
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    this.queue = new Queue(this, 'Uploads', {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      visibilityTimeout: Duration.seconds(props.consumerTimeout.toSeconds() * 6),
+      retentionPeriod: Duration.days(14),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+    });
+    this.bucket.addEventNotification(EventType.OBJECT_CREATED, new SqsDestination(this.queue), { suffix: SCENE_SUFFIX });
+  }
+}

@@ -1,0 +1,219 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { readPipelineConfig } from '../../lib/config.js';
+import { PipelineStack } from '../../lib/pipeline-stack.js';
+
+const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> };
+
+/** The stack as `cdk synth` builds it, with cdk.json's context; bundling skipped (the bundles are tested elsewhere). */
+function synth(pipeline: Record<string, unknown> = {}, options: { nag?: boolean } = {}) {
+  const base = cdkJson.context.pipeline as Record<string, unknown>;
+  const app = new App({ context: { ...cdkJson.context, pipeline: { ...base, ...pipeline }, 'aws:cdk:bundling-stacks': [] } });
+  const stack = new PipelineStack(app, 'Test', { config: readPipelineConfig(app) });
+  if (options.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  // Template.fromStack synthesizes; a nag run must synthesize itself, once.
+  return { app, stack, get template() { return Template.fromStack(stack); } };
+}
+
+const { template } = synth();
+const resources = (type: string) => Object.entries(template.findResources(type)) as Array<[string, { Properties: Record<string, any> }]>; // eslint-disable-line @typescript-eslint/no-explicit-any -- CloudFormation JSON
+const projectFunctions = () => resources('AWS::Lambda::Function').filter(([, r]) => r.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME);
+const functionNamed = (name: string) => projectFunctions().find(([, r]) => r.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME === name)!;
+
+describe('scenes ingest', () => {
+  it('notifies the queue of every created .sfs object', () => {
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: {
+        QueueConfigurations: [
+          { Events: ['s3:ObjectCreated:*'], Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: '.sfs' }] } }, QueueArn: Match.anyValue() },
+        ],
+      },
+    });
+  });
+
+  it('keeps scenes in a versioned, encrypted, private, access-logged bucket that refuses plain HTTP', () => {
+    const [scenesId] = resources('AWS::S3::Bucket').find(([id]) => id.startsWith('IngestScenes'))!;
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LoggingConfiguration: { DestinationBucketName: Match.anyValue(), LogFilePrefix: 'scenes/' },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: scenesId },
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+    });
+  });
+
+  it('queues uploads encrypted, TLS only, with a dead-letter queue after the configured receives', () => {
+    template.resourceCountIs('AWS::SQS::Queue', 2);
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
+    });
+    expect(synth({ maxReceiveCount: 3 }).template.findResources('AWS::SQS::Queue', { Properties: { RedrivePolicy: { maxReceiveCount: 3 } } })).not.toEqual({});
+    for (const [id] of resources('AWS::SQS::Queue')) {
+      template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: id }],
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      });
+    }
+  });
+
+  it('feeds create-task in batches with partial failures and bounded concurrency, hidden for 6x its timeout', () => {
+    const [createTaskId, createTask] = functionNamed('create-task');
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: { Ref: createTaskId },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 5 },
+      BatchSize: 10,
+    });
+    const [, uploads] = resources('AWS::SQS::Queue').find(([, q]) => q.Properties.RedrivePolicy)!;
+    expect(uploads.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * createTask.Properties.Timeout);
+    expect(synth({ maxConcurrency: 20 }).template.findResources('AWS::Lambda::EventSourceMapping', { Properties: { ScalingConfig: { MaximumConcurrency: 20 } } })).not.toEqual({});
+  });
+
+  it('watches an existing bucket instead of creating one when configured', () => {
+    const other = synth({ existingScenesBucketName: 'team-scenes' }).template;
+    expect(Object.keys(other.findResources('AWS::S3::Bucket')).some((id) => id.startsWith('IngestScenes'))).toBe(false);
+    other.hasResourceProperties('Custom::S3BucketNotifications', { BucketName: 'team-scenes' });
+  });
+});
+
+describe('functions', () => {
+  it('runs every project function on Node.js 24, arm64, traced, with a log group that expires', () => {
+    expect(projectFunctions().map(([, f]) => f.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['callback', 'create-task']);
+    for (const [, fn] of projectFunctions()) {
+      expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' }, Handler: 'index.handler' });
+      expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
+    }
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: Match.anyValue() });
+  });
+
+  it('gives create-task its routing, the Scale URL and the signed callback base', () => {
+    const [, fn] = functionNamed('create-task');
+    const vars = fn.Properties.Environment.Variables;
+    expect(JSON.parse(vars.ROUTING)).toMatchObject({ project: 'my-scale-project', clearUniqueIdOnError: true, presignExpiresSeconds: 21_600 });
+    expect(vars.SCALE_API_URL).toBe('https://api.scale.com/v1');
+    expect(JSON.stringify(vars.CALLBACK_URL)).toContain('/callback');
+    expect(Object.keys(vars)).toEqual(expect.arrayContaining(['TASKS_TABLE', 'SCALE_API_KEY_SECRET_ID', 'CALLBACK_SIGNING_SECRET_ID']));
+  });
+
+  it('grants each function only its own resources, and no * other than X-Ray', () => {
+    const statementsOf = (name: string) => {
+      const [fnId, fn] = functionNamed(name);
+      const role = fn.Properties.Role['Fn::GetAtt'][0];
+      const policies = resources('AWS::IAM::Policy').filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === role));
+      expect(policies.length, fnId).toBe(1);
+      return policies[0]![1].Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>;
+    };
+    const summary = (name: string) =>
+      statementsOf(name).map((s) => ({ actions: [s.Action].flat().sort(), resources: JSON.stringify(s.Resource) }));
+    for (const name of ['create-task', 'callback']) {
+      for (const { actions, resources: res } of summary(name)) {
+        expect(actions.some((a) => a === '*' || a.endsWith(':*')), `${name}: ${actions}`).toBe(false);
+        if (res === '"*"') expect(actions, name).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
+      }
+    }
+    const create = JSON.stringify(summary('create-task'));
+    const callback = JSON.stringify(summary('callback'));
+    expect(create).toContain('s3:GetObjectVersion');
+    expect(create).toContain('ScaleApiKey');
+    expect(create).not.toMatch(/s3:PutObject|ScaleCallbackAuthKey|Results/);
+    expect(callback).toContain('s3:PutObject');
+    expect(callback).toMatch(/callbacks\/\*/);
+    expect(callback).toContain('ScaleCallbackAuthKey');
+    expect(callback).not.toMatch(/s3:GetObject|ScaleApiKey|IngestScenes/);
+    for (const text of [create, callback]) {
+      expect(text).toContain('dynamodb:UpdateItem');
+      expect(text).not.toMatch(/index|dynamodb:Scan|dynamodb:DeleteItem/);
+    }
+  });
+});
+
+describe('callback API', () => {
+  it('exposes only POST /callback, validated, throttled and access-logged', () => {
+    template.resourceCountIs('AWS::ApiGateway::Method', 1);
+    template.hasResourceProperties('AWS::ApiGateway::Method', {
+      HttpMethod: 'POST',
+      AuthorizationType: 'NONE',
+      RequestParameters: { 'method.request.querystring.ref': true, 'method.request.querystring.sig': true },
+      Integration: { Type: 'AWS_PROXY' },
+    });
+    template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'callback' });
+    template.hasResourceProperties('AWS::ApiGateway::RequestValidator', { ValidateRequestBody: true, ValidateRequestParameters: true });
+    template.hasResourceProperties('AWS::ApiGateway::Stage', {
+      StageName: 'prod',
+      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.anyValue() },
+      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 })],
+    });
+  });
+});
+
+describe('task store', () => {
+  it('keys by uniqueId with the byTaskId and byStatus indexes, on demand, encrypted, with PITR and a stream', () => {
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      KeySchema: [{ AttributeName: 'uniqueId', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
+      SSESpecification: { SSEEnabled: true },
+      GlobalSecondaryIndexes: Match.arrayWith([
+        Match.objectLike({ IndexName: 'byTaskId', KeySchema: [{ AttributeName: 'taskId', KeyType: 'HASH' }] }),
+        Match.objectLike({ IndexName: 'byStatus', KeySchema: [{ AttributeName: 'status', KeyType: 'HASH' }, { AttributeName: 'updatedAt', KeyType: 'RANGE' }] }),
+      ]),
+      Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true })],
+    });
+    template.hasResource('AWS::DynamoDB::GlobalTable', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    synth({ removalPolicy: 'destroy' }).template.hasResource('AWS::DynamoDB::GlobalTable', { DeletionPolicy: 'Delete' });
+  });
+});
+
+describe('secrets and outputs', () => {
+  it('creates the Scale secrets with a placeholder and generates the signing key', () => {
+    template.resourceCountIs('AWS::SecretsManager::Secret', 3);
+    expect(resources('AWS::SecretsManager::Secret').filter(([, s]) => s.Properties.SecretString === 'SET-ME')).toHaveLength(2);
+    template.hasResourceProperties('AWS::SecretsManager::Secret', { GenerateSecretString: { PasswordLength: 64, ExcludePunctuation: true } });
+  });
+
+  it('outputs what an operator needs, and no secret value', () => {
+    const outputs = template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(Object.keys(outputs).sort()).toEqual(
+      [
+        'CallbackSigningKeySecretName',
+        'CallbackUrl',
+        'DeadLetterQueueUrl',
+        'ResultsBucketName',
+        'ScaleApiKeySecretName',
+        'ScaleCallbackAuthKeySecretName',
+        'ScenesBucketName',
+        'TasksTableName',
+        'TasksTableStreamArn',
+      ].sort(),
+    );
+    expect(JSON.stringify(outputs)).not.toMatch(/SecretString|SET-ME/);
+  });
+});
+
+describe('configuration and checks', () => {
+  it('refuses bad context, naming the key', () => {
+    expect(() => synth({ maxConcurrency: 1, routing: { project: '', tags: ['1', '2', '3', '4', '5', '6'] } })).toThrow(
+      /invalid CDK context "pipeline":[\s\S]*routing\.project: must not be empty[\s\S]*routing\.tags: must hold at most 5 tags[\s\S]*maxConcurrency: must be at least 2/,
+    );
+  });
+
+  it('passes the AWS Solutions checks with every finding acknowledged', () => {
+    const { app } = synth({}, { nag: true });
+    const assembly = app.synth();
+    expect(JSON.parse(readFileSync(`${assembly.directory}/validation-report.json`, 'utf8'))).toMatchObject({ pluginReports: [] });
+  });
+
+  it('fails the AWS Solutions checks when something unacknowledged is added', () => {
+    const { app, stack } = synth({}, { nag: true });
+    new Bucket(stack, 'Careless');
+    expect(() => app.synth()).toThrow(/AwsSolutions-S1|AwsSolutions-S10/);
+  });
+});
