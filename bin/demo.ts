@@ -1,0 +1,94 @@
+/**
+ * `npm start`: a one-shot tour of the pipeline, offline. Builds the bundles `cdk deploy` ships, starts every
+ * stand-in, uploads a few sample scenes, follows each to its Scale result, prints a summary and stops.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { documentClient } from '../lambdas/core/dynamo-task-store.js';
+import { sceneUniqueId } from '../lambdas/core/scene-identity.js';
+import { writeSfsFile } from '../lambdas/core/sfs/writer.js';
+import type { TaskRecord } from '../lambdas/core/task-record.js';
+import { TaskReader } from '../lambdas/core/task-reader.js';
+import { buildBundles } from '../local/build-bundles.js';
+import { startLocalPipeline } from '../local/pipeline.js';
+import { buildSampleScene } from '../local/sample-scenes.js';
+
+const TIME_LIMIT_MS = 60_000;
+const FINAL = new Set(['completed', 'error', 'canceled', 'rejected', 'create_failed']);
+const started = Date.now();
+const say = (line: string) => console.log(`[${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
+
+const samples = [
+  { key: 'demo/drive 2026-11-28/scene 01.sfs', scene: buildSampleScene({ lidarFrames: 3, pointsPerFrame: 2_000, seed: 1 }) },
+  { key: 'demo/köln/nacht+regen 100%.sfs', scene: buildSampleScene({ lidarFrames: 5, pointsPerFrame: 5_000, seed: 2 }) },
+  { key: 'demo/highway/long drive.sfs', scene: buildSampleScene({ lidarFrames: 20, pointsPerFrame: 60_000, cameraImageBytes: 200_000, cameraFrames: 20, seed: 3 }) },
+];
+
+const workDir = await mkdtemp(join(tmpdir(), 'scale-sfs-demo-'));
+const logFile = join(workDir, 'function-logs.jsonl');
+say('building the function bundles (the same esbuild options as cdk deploy)…');
+const bundles = await buildBundles(join(workDir, 'bundles'));
+for (const [name, bundle] of Object.entries(bundles)) say(`  ${name}: ${(bundle.bytes / 1024).toFixed(0)} KB`);
+
+const logs = createWriteStream(logFile);
+const pipeline = await startLocalPipeline({ workDir, bundles, logs });
+const { info } = pipeline;
+say(`pipeline up: S3 ${info.s3Endpoint}, DynamoDB ${info.dynamodbEndpoint}, Scale simulator ${info.scaleApiUrl}, callbacks ${info.callbackUrl}`);
+say(`function logs: ${logFile}`);
+
+let exitCode = 1;
+try {
+  const aws = { region: info.region, credentials: { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey } };
+  const s3 = new S3Client({ ...aws, endpoint: info.s3Endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  const reader = new TaskReader(documentClient(new DynamoDBClient({ ...aws, endpoint: info.dynamodbEndpoint })), info.tasksTable);
+
+  const uploads = [];
+  for (const { key, scene } of samples) {
+    const file = join(workDir, `scene-${uploads.length}.sfs`);
+    await writeSfsFile(file, scene);
+    const { size } = await stat(file);
+    const put = await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: createReadStream(file), ContentLength: size }));
+    const uniqueId = sceneUniqueId({ bucket: info.bucket, key, eTag: put.ETag!.replace(/"/g, '') });
+    say(`uploaded s3://${info.bucket}/${key} (${(size / 1024).toFixed(0)} KB)`);
+    uploads.push({ key, uniqueId, last: 'not yet recorded', record: undefined as TaskRecord | undefined });
+  }
+
+  while (Date.now() - started < TIME_LIMIT_MS && uploads.some((u) => !FINAL.has(u.last))) {
+    for (const upload of uploads) {
+      const record = await reader.get(upload.uniqueId);
+      if (!record || record.status === upload.last) continue;
+      const detail = record.taskId ? ` (task ${record.taskId})` : record.reason ? ` (${record.reason})` : '';
+      say(`${upload.key}: ${upload.record ? `${upload.last} → ` : ''}${record.status}${detail}`);
+      upload.last = record.status;
+      upload.record = record;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+
+  console.log('\nSummary');
+  for (const { key, last, record } of uploads) {
+    const where = record?.responseJson
+      ? `response inline in DynamoDB (${record.responseJson.length} bytes)`
+      : record?.responseRef
+        ? `response in s3://${record.responseRef.bucket}/${record.responseRef.key}`
+        : 'no response';
+    console.log(`  ${key}\n    task ${record?.taskId ?? '-'} · ${last} · ${where}`);
+  }
+  const unfinished = uploads.filter((u) => u.last !== 'completed');
+  if (unfinished.length === 0) {
+    console.log(`\nAll ${uploads.length} scenes completed in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    exitCode = 0;
+  } else {
+    for (const u of unfinished) console.error(`NOT COMPLETED within ${TIME_LIMIT_MS / 1000} s: ${u.key} (last state: ${u.last})`);
+    console.error(`Function logs kept in ${logFile}`);
+  }
+} finally {
+  await pipeline.close();
+  logs.end();
+  if (exitCode === 0) await rm(workDir, { recursive: true, force: true });
+}
+process.exit(exitCode);

@@ -1,0 +1,203 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { APIGatewayProxyResult, SQSBatchResponse } from 'aws-lambda';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/config.js';
+import { PROJECT_ROOT, type FunctionName } from '../lib/bundling.js';
+import { CONTEXT_KEY } from '../lib/config.js';
+import { SCENE_SUFFIX } from '../lib/scenes-ingest.js';
+import { startApiFront } from './api-front.js';
+import { buildBundles } from './build-bundles.js';
+import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
+import { startS3 } from './emulators/s3.js';
+import { startSecretsManager } from './emulators/secrets-manager.js';
+import { s3NotificationBody } from './events.js';
+import { FunctionPool } from './function-pool.js';
+import type { Credentials } from './presign-check.js';
+import { LocalQueue } from './queue.js';
+import { startS3Front } from './s3-front.js';
+import type { SimulatorConfigPatch } from './scale-simulator/config.js';
+import { startScaleSimulator } from './scale-simulator/server.js';
+
+/** s3rver's own account: every local client signs with it, and the S3 front checks presigned URLs against it. */
+export const LOCAL_CREDENTIALS: Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+const REGION = 'us-east-1';
+const SCENES_BUCKET = 'scenes';
+const RESULTS_BUCKET = 'results';
+const TASKS_TABLE = 'tasks';
+const SECRET_IDS = { apiKey: 'local/scale-api-key', callbackAuth: 'local/scale-callback-auth', signing: 'local/callback-signing' };
+
+export interface LocalPipelineOptions {
+  /** Where bundles, emulator data and the dead-letter file go (a fresh temporary folder by default). */
+  workDir?: string;
+  /** Where the functions' logs go (default stderr). */
+  logs?: Writable;
+  /** Overrides of the stack configuration read from cdk.json. */
+  config?: Partial<PipelineConfig>;
+  visibilityTimeoutMs?: number;
+  simulator?: SimulatorConfigPatch;
+  /** Credentials the functions sign with; differ from LOCAL_CREDENTIALS to get URLs the S3 front refuses. */
+  functionCredentials?: Credentials;
+  /** Already built bundles, to skip building. */
+  bundles?: Record<FunctionName, { path: string }>;
+}
+
+export interface LocalInfo {
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  s3Endpoint: string;
+  bucket: string;
+  resultsBucket: string;
+  dynamodbEndpoint: string;
+  tasksTable: string;
+  secretsManagerEndpoint: string;
+  callbackUrl: string;
+  scaleApiUrl: string;
+  scaleApiKey: string;
+  deadLetterFile: string;
+}
+
+/** The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. */
+export function readCdkJsonConfig(): PipelineConfig {
+  const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context?: Record<string, unknown> };
+  return parseConfig(PipelineConfigSchema, cdkJson.context?.[CONTEXT_KEY], `cdk.json context "${CONTEXT_KEY}"`);
+}
+
+/** Starts the whole pipeline on 127.0.0.1 and free ports; nothing reaches AWS or Scale. */
+export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
+  const config = { ...readCdkJsonConfig(), ...options.config };
+  const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'scale-sfs-local-')));
+  await mkdir(workDir, { recursive: true });
+  const logs = options.logs ?? process.stderr;
+  const bundles = options.bundles ?? (await buildBundles(join(workDir, 'bundles')));
+  const secrets = { scaleApiKey: `test_${randomBytes(12).toString('hex')}`, callbackAuthKey: randomBytes(24).toString('hex'), signingKey: randomBytes(32).toString('hex') };
+  const projects = [...new Set([config.routing.project, ...config.routing.routes.flatMap((r) => (r.project ? [r.project] : []))])];
+
+  const closers: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const closeOne of closers.splice(0).reverse()) await closeOne().catch(() => undefined);
+  };
+  try {
+    const s3 = await startS3([SCENES_BUCKET, RESULTS_BUCKET]);
+    closers.push(s3.close);
+    const front = await startS3Front({ target: s3.endpoint, credentials: LOCAL_CREDENTIALS });
+    closers.push(front.close);
+    const dynamo = await startDynamo();
+    closers.push(dynamo.close);
+    await createTasksTable(new DynamoDBClient({ region: REGION, endpoint: dynamo.endpoint, credentials: LOCAL_CREDENTIALS }), TASKS_TABLE);
+    const secretsManager = await startSecretsManager({
+      [SECRET_IDS.apiKey]: secrets.scaleApiKey,
+      [SECRET_IDS.callbackAuth]: secrets.callbackAuthKey,
+      [SECRET_IDS.signing]: secrets.signingKey,
+    });
+    closers.push(secretsManager.close);
+    const scale = await startScaleSimulator({
+      apiKey: secrets.scaleApiKey,
+      callbackAuthKey: secrets.callbackAuthKey,
+      projects,
+      batches: config.routing.batch ? [{ name: config.routing.batch, project: config.routing.project }] : [],
+      config: { completionDelayMs: 300, ...options.simulator },
+    });
+    closers.push(scale.close);
+
+    // The API front needs the callback pool and the pools need the API's URL: the front looks it up per call.
+    const pools = new Map<FunctionName, FunctionPool>();
+    const api = await startApiFront((event) => pools.get('callback')!.invoke<APIGatewayProxyResult>(event));
+    closers.push(api.close);
+    const callbackUrl = `${api.url}/callback`;
+
+    const credentials = options.functionCredentials ?? LOCAL_CREDENTIALS;
+    // The environment the stack gives the functions, pointed at the emulators with the SDK's own variables.
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: workDir,
+      AWS_CONFIG_FILE: join(workDir, 'no-aws-config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(workDir, 'no-aws-credentials'),
+      AWS_REGION: REGION,
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      AWS_ENDPOINT_URL_S3: front.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.endpoint,
+      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      NODE_OPTIONS: '--enable-source-maps',
+      POWERTOOLS_LOG_LEVEL: process.env.LOCAL_LOG_LEVEL ?? 'INFO',
+      TASKS_TABLE,
+      RESULTS_BUCKET,
+      ROUTING: JSON.stringify(config.routing),
+      SCALE_API_URL: scale.apiUrl,
+      CALLBACK_URL: callbackUrl,
+      SCALE_API_KEY_SECRET_ID: SECRET_IDS.apiKey,
+      CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth,
+      CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
+    };
+    const pool = (name: FunctionName, size: number) => {
+      const created = new FunctionPool(name, bundles[name].path, { ...env, POWERTOOLS_SERVICE_NAME: name }, size, logs);
+      pools.set(name, created);
+      closers.push(() => created.close());
+      return created;
+    };
+    pool('callback', 4);
+    const createTaskPool = pool('create-task', config.maxConcurrency);
+
+    const deadLetterFile = join(workDir, 'dead-letters.jsonl');
+    await writeFile(deadLetterFile, '');
+    const queue = new LocalQueue({
+      batchSize: 10,
+      maxConcurrency: config.maxConcurrency,
+      visibilityTimeoutMs: options.visibilityTimeoutMs ?? 2_000,
+      maxReceiveCount: config.maxReceiveCount,
+      deadLetterFile,
+      consumer: (event) => createTaskPool.invoke<SQSBatchResponse>(event),
+      onError: (err) => logs.write(`create-task invocation failed: ${(err as Error).message}\n`),
+    });
+    closers.push(async () => queue.stop());
+
+    // S3 → notification (suffix filter) → queue, with keys URL-encoded as AWS sends them.
+    s3.onEvent((event) => {
+      for (const record of event.Records) {
+        const { key, size = 0, eTag, sequencer } = record.s3.object;
+        if (record.s3.bucket.name !== SCENES_BUCKET || !record.eventName.startsWith('ObjectCreated:') || !key.endsWith(SCENE_SUFFIX)) continue;
+        const multipart = record.eventName === 'ObjectCreated:Post' && front.takeMultipartCompletion(SCENES_BUCKET, key);
+        const eventName = multipart ? 'ObjectCreated:CompleteMultipartUpload' : record.eventName;
+        queue.send(s3NotificationBody([{ bucket: SCENES_BUCKET, key, size, eTag: eTag?.replace(/"/g, ''), sequencer, eventName }]));
+      }
+    });
+
+    const info: LocalInfo = {
+      region: REGION,
+      accessKeyId: LOCAL_CREDENTIALS.accessKeyId,
+      secretAccessKey: LOCAL_CREDENTIALS.secretAccessKey,
+      s3Endpoint: front.endpoint,
+      bucket: SCENES_BUCKET,
+      resultsBucket: RESULTS_BUCKET,
+      dynamodbEndpoint: dynamo.endpoint,
+      tasksTable: TASKS_TABLE,
+      secretsManagerEndpoint: secretsManager.endpoint,
+      callbackUrl,
+      scaleApiUrl: scale.apiUrl,
+      scaleApiKey: secrets.scaleApiKey,
+      deadLetterFile,
+    };
+    return {
+      info,
+      config,
+      scale,
+      queue,
+      /** The secrets the functions use, for tests that forge or replay callbacks. */
+      secrets,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+export type LocalPipeline = Awaited<ReturnType<typeof startLocalPipeline>>;
