@@ -15,7 +15,7 @@ import { buildBundles } from './build-bundles.js';
 import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
 import { startS3 } from './emulators/s3.js';
 import { startSecretsManager } from './emulators/secrets-manager.js';
-import { s3NotificationBody } from './events.js';
+import { s3NotificationBody, type ObjectCreated } from './events.js';
 import { FunctionPool } from './function-pool.js';
 import type { Credentials } from './presign-check.js';
 import { LocalQueue } from './queue.js';
@@ -160,13 +160,18 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     closers.push(async () => queue.stop());
 
     // S3 → notification (suffix filter) → queue, with keys URL-encoded as AWS sends them.
+    const notified: ObjectCreated[] = [];
+    const notify = (objects: ObjectCreated[]) => {
+      notified.push(...objects);
+      queue.send(s3NotificationBody(objects));
+    };
     s3.onEvent((event) => {
       for (const record of event.Records) {
         const { key, size = 0, eTag, sequencer } = record.s3.object;
         if (record.s3.bucket.name !== SCENES_BUCKET || !record.eventName.startsWith('ObjectCreated:') || !key.endsWith(SCENE_SUFFIX)) continue;
         const multipart = record.eventName === 'ObjectCreated:Post' && front.takeMultipartCompletion(SCENES_BUCKET, key);
         const eventName = multipart ? 'ObjectCreated:CompleteMultipartUpload' : record.eventName;
-        queue.send(s3NotificationBody([{ bucket: SCENES_BUCKET, key, size, eTag: eTag?.replace(/"/g, ''), sequencer, eventName }]));
+        notify([{ bucket: SCENES_BUCKET, key, size, eTag: eTag?.replace(/"/g, ''), sequencer, eventName }]);
       }
     });
 
@@ -190,6 +195,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       config,
       scale,
       queue,
+      /** Every object-created notification sent to the queue so far. */
+      notified,
+      /** Sends a notification as S3 would (also to deliver one twice, as S3 may). */
+      notify,
       /** The secrets the functions use, for tests that forge or replay callbacks. */
       secrets,
       close,

@@ -1,0 +1,68 @@
+import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
+import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { documentClient } from '../../lambdas/core/dynamo-task-store.js';
+import { sceneUniqueId } from '../../lambdas/core/scene-identity.js';
+import type { TaskRecord } from '../../lambdas/core/task-record.js';
+import { TaskReader } from '../../lambdas/core/task-reader.js';
+import type { LocalPipeline } from '../../local/pipeline.js';
+import { eventually } from './http.js';
+
+const run = promisify(execFile);
+
+/** Clients of a running local pipeline, as a user of `npm run local` would make them from its info. */
+export function clientsFor(pipeline: LocalPipeline) {
+  const { info } = pipeline;
+  const aws = { region: info.region, credentials: { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey } };
+  const s3 = new S3Client({ ...aws, endpoint: info.s3Endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  const dynamo = new DynamoDBClient({ ...aws, endpoint: info.dynamodbEndpoint });
+  const reader = new TaskReader(documentClient(dynamo), info.tasksTable);
+  let awsConfigDir: string | undefined;
+
+  return {
+    s3,
+    reader,
+    async put(key: string, body: Uint8Array | string) {
+      const out = await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: body }));
+      const eTag = out.ETag!.replace(/"/g, '');
+      return { bucket: info.bucket, key, eTag, size: typeof body === 'string' ? Buffer.byteLength(body) : body.length, uniqueId: sceneUniqueId({ bucket: info.bucket, key, eTag }) };
+    },
+    /** The AWS CLI, configured only from the pipeline's info (plus a multipart threshold small enough to test). */
+    async awsCli(args: string[]) {
+      awsConfigDir ??= await mkdtemp(join(tmpdir(), 'aws-cli-'));
+      const config = join(awsConfigDir, 'config');
+      await writeFile(config, `[default]\nregion = ${info.region}\ns3 =\n  multipart_threshold = 5MB\n  multipart_chunksize = 5MB\n`);
+      return run('aws', ['--endpoint-url', info.s3Endpoint, ...args], {
+        env: {
+          PATH: process.env.PATH,
+          HOME: awsConfigDir,
+          AWS_CONFIG_FILE: config,
+          AWS_SHARED_CREDENTIALS_FILE: join(awsConfigDir, 'credentials'),
+          AWS_ACCESS_KEY_ID: info.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: info.secretAccessKey,
+          AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+          AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+        },
+      });
+    },
+    async recordCount(): Promise<number> {
+      return (await dynamo.send(new ScanCommand({ TableName: info.tasksTable, Select: 'COUNT' }))).Count ?? 0;
+    },
+    async archived(prefix: string): Promise<string[]> {
+      const list = await s3.send(new ListObjectsV2Command({ Bucket: info.resultsBucket, Prefix: prefix }));
+      return (list.Contents ?? []).map((o) => o.Key!);
+    },
+    /** Waits until the upload's record reaches `status` (or any final state, then compares). */
+    async settled(uniqueId: string, timeoutMs = 20_000): Promise<TaskRecord> {
+      return eventually(async () => {
+        const record = await reader.get(uniqueId);
+        return record && ['completed', 'error', 'rejected', 'create_failed', 'canceled'].includes(record.status) ? record : undefined;
+      }, timeoutMs, `record ${uniqueId} to settle`);
+    },
+    tasksFor: (uniqueId: string) => pipeline.scale.state().tasks.filter((t) => t.unique_id === uniqueId),
+  };
+}
