@@ -15,7 +15,7 @@ import type { TaskRecord } from '../lambdas/core/task-record.js';
 import { TaskReader } from '../lambdas/core/task-reader.js';
 import { buildBundles } from '../local/build-bundles.js';
 import { startLocalPipeline } from '../local/pipeline.js';
-import { buildSampleScene } from '../local/sample-scenes.js';
+import { buildSampleFrame, buildSampleScene } from '../local/sample-scenes.js';
 
 const TIME_LIMIT_MS = 60_000;
 const FINAL = new Set(['completed', 'error', 'canceled', 'rejected', 'create_failed']);
@@ -47,6 +47,15 @@ try {
   const reader = new TaskReader(documentClient(new DynamoDBClient({ ...aws, endpoint: info.dynamodbEndpoint })), info.tasksTable);
 
   const uploads = [];
+  // A frame scene: three LiDAR frames and a manifest listing them (relative to its own folder), for split_base64.
+  for (const i of [0, 1, 2]) {
+    await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: `demo/frames/lidar/${i}.json`, Body: JSON.stringify(buildSampleFrame(i, 500)) }));
+  }
+  const manifestKey = 'demo/frames/drive 3 frames.frames.json';
+  const manifest = await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: manifestKey, Body: JSON.stringify({ frames: ['lidar/0.json', 'lidar/1.json', 'lidar/2.json'] }) }));
+  say(`uploaded s3://${info.bucket}/${manifestKey} (3 LiDAR frames)`);
+  uploads.push({ key: manifestKey, uniqueId: sceneUniqueId({ bucket: info.bucket, key: manifestKey, eTag: manifest.ETag!.replace(/"/g, '') }), last: 'not yet recorded', record: undefined as TaskRecord | undefined });
+
   for (const { key, scene } of samples) {
     const file = join(workDir, `scene-${uploads.length}.sfs`);
     await writeSfsFile(file, scene);
@@ -61,7 +70,8 @@ try {
     for (const upload of uploads) {
       const record = await reader.get(upload.uniqueId);
       if (!record || record.status === upload.last) continue;
-      const detail = record.taskId ? ` (task ${record.taskId})` : record.reason ? ` (${record.reason})` : '';
+        const frames = record.frameCount ? `, ${record.frameCount} frames` : '';
+      const detail = record.taskId ? ` (task ${record.taskId}${frames})` : record.reason ? ` (${record.reason})` : '';
       say(`${upload.key}: ${upload.record ? `${upload.last} → ` : ''}${record.status}${detail}`);
       upload.last = record.status;
       upload.record = record;

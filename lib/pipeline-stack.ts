@@ -3,7 +3,7 @@ import type { Construct } from 'constructs';
 import type { PipelineConfig } from '../lambdas/core/config.js';
 import { CallbackApi } from './callback-api.js';
 import { acknowledgeFindings } from './nag.js';
-import { ScenesIngest } from './scenes-ingest.js';
+import { sceneSuffixes, ScenesIngest } from './scenes-ingest.js';
 import { PipelineSecrets } from './secrets.js';
 import { secureBucket } from './secure-bucket.js';
 import { CREATE_TASK_TIMEOUT, TaskCreation } from './task-creation.js';
@@ -26,6 +26,7 @@ export class PipelineStack extends Stack {
       accessLogs,
       existingBucketName: config.existingScenesBucketName,
       maxReceiveCount: config.maxReceiveCount,
+      suffixes: sceneSuffixes(config.routing.frameManifestSuffix),
       consumerTimeout: CREATE_TASK_TIMEOUT,
     });
     const results = secureBucket(this, 'Results', { removalPolicy, accessLogs, accessLogsPrefix: 'results/' });

@@ -8,12 +8,19 @@ import { secureBucket } from './secure-bucket.js';
 
 export const SCENE_SUFFIX = '.sfs';
 
+/** The key suffixes that make an upload a scene: .sfs files and frame manifests. */
+export function sceneSuffixes(frameManifestSuffix: string): string[] {
+  return [SCENE_SUFFIX, frameManifestSuffix];
+}
+
 export interface ScenesIngestProps {
   removalPolicy: RemovalPolicy;
   accessLogs: IBucket;
   /** Watch this bucket instead of creating one. */
   existingBucketName?: string;
   maxReceiveCount: number;
+  /** Key suffixes that trigger the pipeline (one notification each, to the same queue). */
+  suffixes: string[];
   /** The consumer's timeout: the queue's visibility timeout is six times this, as AWS advises. */
   consumerTimeout: Duration;
 }
@@ -42,6 +49,7 @@ export class ScenesIngest extends Construct {
       retentionPeriod: Duration.days(14),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
     });
-    this.bucket.addEventNotification(EventType.OBJECT_CREATED, new SqsDestination(this.queue), { suffix: SCENE_SUFFIX });
+    const destination = new SqsDestination(this.queue);
+    for (const suffix of props.suffixes) this.bucket.addEventNotification(EventType.OBJECT_CREATED, destination, { suffix });
   }
 }

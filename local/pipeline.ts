@@ -9,7 +9,7 @@ import type { Writable } from 'node:stream';
 import { parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/config.js';
 import { PROJECT_ROOT, type FunctionName } from '../lib/bundling.js';
 import { CONTEXT_KEY } from '../lib/config.js';
-import { SCENE_SUFFIX } from '../lib/scenes-ingest.js';
+import { sceneSuffixes } from '../lib/scenes-ingest.js';
 import { startApiFront } from './api-front.js';
 import { buildBundles } from './build-bundles.js';
 import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
@@ -165,10 +165,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       notified.push(...objects);
       queue.send(s3NotificationBody(objects));
     };
+    const suffixes = sceneSuffixes(config.routing.frameManifestSuffix);
     s3.onEvent((event) => {
       for (const record of event.Records) {
         const { key, size = 0, eTag, sequencer } = record.s3.object;
-        if (record.s3.bucket.name !== SCENES_BUCKET || !record.eventName.startsWith('ObjectCreated:') || !key.endsWith(SCENE_SUFFIX)) continue;
+        if (record.s3.bucket.name !== SCENES_BUCKET || !record.eventName.startsWith('ObjectCreated:') || !suffixes.some((suffix) => key.endsWith(suffix))) continue;
         const multipart = record.eventName === 'ObjectCreated:Post' && front.takeMultipartCompletion(SCENES_BUCKET, key);
         const eventName = multipart ? 'ObjectCreated:CompleteMultipartUpload' : record.eventName;
         notify([{ bucket: SCENES_BUCKET, key, size, eTag: eTag?.replace(/"/g, ''), sequencer, eventName }]);

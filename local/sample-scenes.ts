@@ -60,3 +60,17 @@ export function buildSampleScene(options: SampleSceneOptions = {}): Record<strin
     attributes: [],
   };
 }
+
+/**
+ * One LiDAR frame as a JSON document for `split_base64` scenes. Scale's exact frame schema is not public; this
+ * has what is certain (a points array of {x, y, z}) plus the usual device pose and timestamp.
+ */
+export function buildSampleFrame(index: number, points = 50, seed = 1): Record<string, unknown> {
+  const random = mulberry32(seed * 1000 + index);
+  return {
+    timestamp: index * 100_000,
+    device_position: { x: index * 1.5, y: 0, z: 1.8 },
+    device_heading: { x: 0, y: 0, z: 0, w: 1 },
+    points: Array.from({ length: points }, () => ({ x: (random() - 0.5) * 100, y: (random() - 0.5) * 100, z: random() * 4, i: Math.round(random() * 255) })),
+  };
+}

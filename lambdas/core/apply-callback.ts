@@ -24,6 +24,7 @@ const SourceMetadataSchema = z.looseObject({
   versionId: z.optional(z.string()),
   eTag: z.optional(z.string()),
   size: z.optional(z.number()),
+  frameCount: z.optional(z.number()),
 });
 
 /** Where raw callback bodies are kept: the history that makes every overwrite recoverable. */
@@ -106,7 +107,17 @@ export async function applyCallback(uniqueId: string, rawBody: string, deps: App
     ...(responseJson === undefined ? {} : inline ? { responseJson } : { responseRef: archive }),
     archive,
     source: source.ok
-      ? { ...source.value, sceneFormat, ...(typeof task.project === 'string' ? { project: task.project } : {}) }
+      ? {
+          // Only the known fields: metadata comes back from Scale, and the store writes what it is given.
+          bucket: source.value.bucket,
+          key: source.value.key,
+          versionId: source.value.versionId,
+          eTag: source.value.eTag,
+          size: source.value.size,
+          frameCount: source.value.frameCount,
+          sceneFormat,
+          ...(typeof task.project === 'string' ? { project: task.project } : {}),
+        }
       : { bucket: '(unknown: task metadata has no source)', key: '(unknown)', sceneFormat },
   };
   const applied = await deps.store.applyCallback(update, receivedAt);

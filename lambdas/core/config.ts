@@ -28,6 +28,10 @@ export const RoutingSchema = z.strictObject({
   presignExpiresSeconds: z._default(z.int().check(z.gte(60, 'must be at least 60'), z.lte(604_800, 'must be at most 604800 (7 days)')), 6 * 3600),
   /** Largest .sfs header read during the preflight check. */
   maxHeaderBytes: z._default(z.int().check(z.gte(1024), z.lte(64 * 1024 * 1024)), 8 * 1024 * 1024),
+  /** Uploads whose key ends with this are frame manifests ({"frames": [...]}) for a split_base64 task. */
+  frameManifestSuffix: z._default(z.string().check(z.regex(/^\.[A-Za-z0-9._-]+$/, 'must be a file suffix such as .frames.json')), '.frames.json'),
+  maxFrames: z._default(z.int().check(z.gte(1), z.lte(10_000)), 2_000),
+  maxManifestBytes: z._default(z.int().check(z.gte(1024), z.lte(16 * 1024 * 1024)), 1024 * 1024),
 });
 export type Routing = z.infer<typeof RoutingSchema>;
 export type Route = z.infer<typeof RouteSchema>;

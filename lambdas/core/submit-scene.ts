@@ -3,11 +3,10 @@ import { routeFor } from './routing.js';
 import type { CreatedTask } from './scale/client.js';
 import { ScaleApiError, ScaleRequestInvalidError } from './scale/errors.js';
 import type { CreateMultistageTaskRequest } from './scale/schemas.js';
+import { checkSceneContent, sceneFormatOf } from './scene-content.js';
 import { callbackUrlFor, sceneUniqueId } from './scene-identity.js';
 import type { SceneObjects } from './scene-objects.js';
 import type { UploadEvent } from './s3-event.js';
-import { readSfsHeader, SfsFormatError } from './sfs/reader.js';
-import { SFS_BINARY_MARKER_BYTES } from './sfs/format.js';
 import type { TaskStatus } from './task-record.js';
 import type { SceneSource, TaskStore } from './task-store.js';
 
@@ -28,9 +27,9 @@ export type SubmitOutcome =
   | { kind: 'skipped'; uniqueId: string; status: TaskStatus };
 
 /**
- * Turns one upload into at most one Scale task. Permanent problems (vanished, empty or corrupt scene; Scale
- * refusing the task) are recorded and returned; transient ones (AWS errors, Scale 429/5xx/timeouts) are thrown
- * so the queue delivers the message again.
+ * Turns one upload (an .sfs scene or a frame manifest) into at most one Scale task. Permanent problems
+ * (vanished, empty or invalid scene, missing frames; Scale refusing the task) are recorded and returned;
+ * transient ones (AWS errors, Scale 429/5xx/timeouts) are thrown so the queue delivers the message again.
  */
 export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promise<SubmitOutcome> {
   const now = () => (deps.now?.() ?? new Date()).toISOString();
@@ -42,7 +41,8 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     eTag: upload.eTag ?? (head.exists ? head.eTag : undefined),
   };
   const uniqueId = sceneUniqueId(ref);
-  const source: SceneSource = { uniqueId, ...ref, size: head.exists ? head.size : upload.size, sceneFormat: 'sensor_fusion' };
+  const sceneFormat = sceneFormatOf(upload.key, deps.routing);
+  const source: SceneSource = { uniqueId, ...ref, size: head.exists ? head.size : upload.size, sceneFormat };
   const reject = async (reason: string): Promise<SubmitOutcome> => {
     await deps.store.recordRejection(source, reason, now());
     return { kind: 'rejected', uniqueId, reason };
@@ -53,19 +53,16 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     return reject('the object was overwritten before it was processed; the newer upload is processed on its own');
   }
   if (head.size === 0) return reject('the object is empty (0 bytes)');
-  try {
-    const prefix = await deps.objects.readPrefix(ref, deps.routing.maxHeaderBytes + SFS_BINARY_MARKER_BYTES);
-    await readSfsHeader(prefix, { fileSize: head.size, maxHeaderBytes: deps.routing.maxHeaderBytes });
-  } catch (err) {
-    if (err instanceof SfsFormatError) return reject(err.message);
-    throw err;
-  }
+  const content = await checkSceneContent(ref, head, deps.objects, deps.routing);
+  if (!content.ok) return reject(content.reason);
 
   const settings = routeFor(upload.key, deps.routing);
-  const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, now());
+  const submission = { ...source, frameCount: content.frameCount, project: settings.project, batch: settings.batch, route: settings.route };
+  const started = await deps.store.startSubmission(submission, now());
   if (started !== 'started') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
 
-  const attachment = await deps.objects.presign(ref, deps.routing.presignExpiresSeconds);
+  const presigned = await Promise.all(content.attachments.map((attachment) => deps.objects.presign(attachment, deps.routing.presignExpiresSeconds)));
+  const attachmentExpiresAt = new Date(Math.min(...presigned.map((p) => p.expiresAt.getTime())));
   const request: CreateMultistageTaskRequest = {
     project: settings.project,
     ...(settings.batch ? { batch: settings.batch } : {}),
@@ -73,12 +70,12 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     ...(settings.taskBlueprintId ? { task_blueprint_id: settings.taskBlueprintId } : {}),
     ...(settings.priority ? { priority: settings.priority } : {}),
     ...(settings.tags?.length ? { tags: settings.tags } : {}),
-    attachments: [attachment.url],
-    scene_format: 'sensor_fusion',
+    attachments: presigned.map((p) => p.url),
+    scene_format: content.sceneFormat,
     unique_id: uniqueId,
     callback_url: callbackUrlFor(deps.callbackBaseUrl, uniqueId, deps.signingKey),
     clear_unique_id_on_error: deps.routing.clearUniqueIdOnError,
-    metadata: { source: { bucket: ref.bucket, key: ref.key, versionId: ref.versionId, eTag: ref.eTag, size: head.size } },
+    metadata: { source: { bucket: ref.bucket, key: ref.key, versionId: ref.versionId, eTag: ref.eTag, size: head.size, frameCount: content.frameCount } },
   };
 
   let created: CreatedTask;
@@ -91,6 +88,6 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     await deps.store.recordCreateFailure(uniqueId, error, now());
     return { kind: 'create_failed', uniqueId, message: error.message };
   }
-  await deps.store.recordSubmitted(uniqueId, { taskId: created.task.task_id, attachmentExpiresAt: attachment.expiresAt.toISOString(), adopted: created.adopted }, now());
+  await deps.store.recordSubmitted(uniqueId, { taskId: created.task.task_id, attachmentExpiresAt: attachmentExpiresAt.toISOString(), adopted: created.adopted }, now());
   return { kind: 'submitted', uniqueId, taskId: created.task.task_id, adopted: created.adopted };
 }

@@ -31,6 +31,8 @@ export const TaskRecordSchema = z.object({
   project: z.optional(z.string()),
   batch: z.optional(z.string()),
   route: z.optional(z.string()),
+  /** For a split_base64 scene: how many frames the manifest lists. */
+  frameCount: z.optional(z.number()),
   taskId: z.optional(z.string()),
   createdAt: z.string(),
   updatedAt: z.string(),

@@ -3,6 +3,7 @@ import type { ScaleTaskStatus, TaskRecord, TaskStatus } from './task-record.js';
 export type SceneSource = Pick<TaskRecord, 'uniqueId' | 'bucket' | 'key' | 'versionId' | 'eTag' | 'size' | 'sceneFormat'>;
 
 export interface Submission extends SceneSource {
+  frameCount?: number;
   project: string;
   batch?: string;
   route?: string;
@@ -19,7 +20,7 @@ export interface CallbackUpdate {
   responseRef?: { bucket: string; key: string };
   archive: { bucket: string; key: string };
   /** Used only when no record exists yet (the create-side record was lost). */
-  source: Omit<SceneSource, 'uniqueId'> & { project?: string };
+  source: Omit<SceneSource, 'uniqueId'> & { project?: string; frameCount?: number };
 }
 
 /** The port the core writes through. Implementations never decide business rules, they enforce these ones. */

@@ -149,8 +149,31 @@ interface SceneFacts {
 }
 
 async function download(url: string, format: string, ctx: LifecycleContext, facts: SceneFacts): Promise<{ download: DownloadOutcome; unreadable?: string }> {
+  const { signal, done } = attemptSignal(ctx.signal, ctx.config().downloadTimeoutMs);
+  try {
+    return await downloadWith(url, format, signal, facts);
+  } finally {
+    done();
+  }
+}
+
+/** A signal that fires on shutdown or after `timeoutMs`; `done` detaches it from the shutdown signal. */
+function attemptSignal(shutdown: AbortSignal, timeoutMs: number): { signal: AbortSignal; done: () => void } {
+  const controller = new AbortController();
+  const onShutdown = () => controller.abort(shutdown.reason);
+  shutdown.addEventListener('abort', onShutdown, { once: true });
+  const timer = setTimeout(() => controller.abort(new DOMException('timed out', 'TimeoutError')), timeoutMs);
+  return {
+    signal: controller.signal,
+    done: () => {
+      clearTimeout(timer);
+      shutdown.removeEventListener('abort', onShutdown);
+    },
+  };
+}
+
+async function downloadWith(url: string, format: string, signal: AbortSignal, facts: SceneFacts): Promise<{ download: DownloadOutcome; unreadable?: string }> {
   let response: Response;
-  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(ctx.config().downloadTimeoutMs)]);
   try {
     response = await fetch(url, { signal });
   } catch (err) {
@@ -247,12 +270,13 @@ async function deliver(record: TaskRecord, kind: CallbackDelivery['kind'], ctx: 
   for (let attempt = 1; attempt <= config.callbackMaxAttempts && !ctx.signal.aborted; attempt++) {
     const entry: CallbackAttempt = { at: ctx.now() };
     delivery.attempts.push(entry);
+    const { signal, done } = attemptSignal(ctx.signal, config.callbackTimeoutMs);
     try {
       const response = await fetch(asOf.callback_url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'scale-callback-auth': ctx.callbackAuthKey },
         body,
-        signal: AbortSignal.any([ctx.signal, AbortSignal.timeout(config.callbackTimeoutMs)]),
+        signal,
       });
       await response.body?.cancel();
       entry.statusCode = response.status;
@@ -262,6 +286,8 @@ async function deliver(record: TaskRecord, kind: CallbackDelivery['kind'], ctx: 
       }
     } catch (err) {
       entry.error = describeFetchError(err);
+    } finally {
+      done();
     }
     if (attempt < config.callbackMaxAttempts) await ctx.sleep(Math.min(2_000, config.callbackRetryDelayMs * 2 ** (attempt - 1)));
   }

@@ -59,12 +59,18 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     lastTime = Math.max(Date.now(), lastTime + 1); // strictly increasing, so updated_at orders events
     return new Date(lastTime).toISOString();
   };
+  // Timers end early on close; each removes its abort listener when it fires, so none pile up.
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       if (shutdown.signal.aborted) return resolve();
-      const timer = setTimeout(() => (timers.delete(timer), resolve()), ms);
+      const onAbort = () => (clearTimeout(timer), resolve());
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        shutdown.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
       timers.add(timer);
-      shutdown.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      shutdown.signal.addEventListener('abort', onAbort, { once: true });
     });
   const expectedAuth = Buffer.from(`Basic ${Buffer.from(`${options.apiKey}:`).toString('base64')}`);
 

@@ -8,7 +8,7 @@ import { sceneUniqueId, signCallbackRef } from '../../lambdas/core/scene-identit
 import { encodeSfsToBuffer, writeSfsFile } from '../../lambdas/core/sfs/writer.js';
 import { buildBundles } from '../../local/build-bundles.js';
 import { LOCAL_CREDENTIALS, startLocalPipeline, type LocalPipeline } from '../../local/pipeline.js';
-import { buildSampleScene } from '../../local/sample-scenes.js';
+import { buildSampleFrame, buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually } from '../helpers/http.js';
 import { clientsFor } from '../helpers/local-pipeline.js';
 
@@ -56,6 +56,13 @@ describe('local pipeline, end to end', () => {
   it.each([['with spaces/scene one.sfs'], ['plus+signs/a+b.sfs'], ['percent/100%/50%.sfs'], ['unicode/東京/köln é.sfs']])('handles the key %s', async (key) => {
     const object = await c.put(key, scene);
     expect(await c.settled(object.uniqueId)).toMatchObject({ status: 'completed', key });
+  });
+
+  it('takes a frame manifest through as a split_base64 task', async () => {
+    for (const i of [0, 1, 2]) await c.put(`frames e2e/lidar/${i}.json`, JSON.stringify(buildSampleFrame(i)));
+    const object = await c.put('frames e2e/scene.frames.json', JSON.stringify({ frames: ['lidar/0.json', 'lidar/1.json', 'lidar/2.json'] }));
+    expect(await c.settled(object.uniqueId)).toMatchObject({ status: 'completed', sceneFormat: 'split_base64', frameCount: 3 });
+    expect(c.tasksFor(object.uniqueId)[0]!.downloads.map((d) => d.statusCode)).toEqual([200, 200, 200]);
   });
 
   it('ignores objects that are not scenes', async () => {

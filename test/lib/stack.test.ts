@@ -25,13 +25,18 @@ const projectFunctions = () => resources('AWS::Lambda::Function').filter(([, r])
 const functionNamed = (name: string) => projectFunctions().find(([, r]) => r.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME === name)!;
 
 describe('scenes ingest', () => {
-  it('notifies the queue of every created .sfs object', () => {
+  it('notifies the queue of every created .sfs object and frame manifest', () => {
+    const [uploadsId] = resources('AWS::SQS::Queue').find(([, q]) => q.Properties.RedrivePolicy)!;
+    const toUploads = (suffix: string) => ({
+      Events: ['s3:ObjectCreated:*'],
+      Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: suffix }] } },
+      QueueArn: { 'Fn::GetAtt': [uploadsId, 'Arn'] },
+    });
     template.hasResourceProperties('Custom::S3BucketNotifications', {
-      NotificationConfiguration: {
-        QueueConfigurations: [
-          { Events: ['s3:ObjectCreated:*'], Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: '.sfs' }] } }, QueueArn: Match.anyValue() },
-        ],
-      },
+      NotificationConfiguration: { QueueConfigurations: [toUploads('.sfs'), toUploads('.frames.json')] },
+    });
+    synth({ routing: { project: 'p', frameManifestSuffix: '.lidar.json' } }).template.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: { QueueConfigurations: [toUploads('.sfs'), toUploads('.lidar.json')] },
     });
   });
 

@@ -128,3 +128,17 @@ describe('configuration', () => {
     }
   });
 });
+
+describe('frame manifests', () => {
+  it('resolves entries relative to the manifest folder, or from the root with a leading slash', async () => {
+    const { resolveFrameKey, parseFrameManifest } = await import('../../../lambdas/core/scene-content.js');
+    expect(resolveFrameKey('a/b/scene.frames.json', 'f/0.json')).toBe('a/b/f/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '/x/0.json')).toBe('x/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '../0.json')).toBe('a/0.json');
+    expect(resolveFrameKey('scene.frames.json', '0.json')).toBe('0.json');
+    expect(resolveFrameKey('a/scene.frames.json', '../../0.json')).toBeUndefined();
+    expect(resolveFrameKey('a/scene.frames.json', 'https://example.com/0.json')).toBeUndefined();
+    expect(parseFrameManifest('{"frames":["1.json","2.json"]}', 'd/m.frames.json', 10)).toEqual({ frames: ['d/1.json', 'd/2.json'] });
+    expect(parseFrameManifest('{"frames":[""]}', 'd/m.frames.json', 10)).toEqual({ problem: expect.stringContaining('frames[0]: must not be empty') });
+  });
+});

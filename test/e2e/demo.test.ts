@@ -1,0 +1,16 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+describe('npm start', () => {
+  it('runs every sample scene, .sfs and frames, to completed and exits 0', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'bin/demo.ts'], { cwd: root, timeout: 90_000 });
+    for (const key of ['demo/drive 2026-11-28/scene 01.sfs', 'demo/köln/nacht+regen 100%.sfs', 'demo/highway/long drive.sfs', 'demo/frames/drive 3 frames.frames.json']) {
+      expect(stdout).toMatch(new RegExp(`${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: pending → completed`));
+    }
+    expect(stdout).toContain('All 4 scenes completed');
+  }, 120_000);
+});
