@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { applyCallback, authenticateCallback } from '../core/apply-callback.js';
+import { applyCallback, authenticateCallback, type CallbackKeys } from '../core/apply-callback.js';
 import { S3CallbackArchive } from '../core/callback-archive.js';
 import { requireEnv } from '../core/config.js';
 import { documentClient, DynamoTaskStore } from '../core/dynamo-task-store.js';
@@ -17,6 +17,11 @@ const s3 = new S3Client({});
 const archive = new S3CallbackArchive(s3, requireEnv('RESULTS_BUCKET'));
 const store = new DynamoTaskStore(documentClient(new DynamoDBClient({})), requireEnv('TASKS_TABLE'));
 
+async function readCallbackKeys(): Promise<CallbackKeys> {
+  const [authKey, signingKey] = await Promise.all([readSecret(authSecret, 'the Scale callback auth key'), readSecret(signingSecret, 'the callback signing key')]);
+  return { authKey, signingKey };
+}
+
 const respond = (statusCode: number, body: Record<string, unknown>): APIGatewayProxyResult => ({
   statusCode,
   headers: { 'content-type': 'application/json' },
@@ -30,14 +35,11 @@ function header(event: APIGatewayProxyEvent, name: string): string | undefined {
 
 export const handler = async (event: APIGatewayProxyEvent, context: Context): Promise<APIGatewayProxyResult> => {
   logger.addContext(context);
-  let keys;
-  try {
-    const [authKey, signingKey] = await Promise.all([readSecret(authSecret, 'the Scale callback auth key'), readSecret(signingSecret, 'the callback signing key')]);
-    keys = { authKey, signingKey };
-  } catch (err) {
+  const keys = await readCallbackKeys().catch((err: unknown) => {
     logger.error('cannot read the callback secrets', { error: err as Error });
-    return respond(503, { error: 'callback receiver is not configured yet; Scale will retry' });
-  }
+    return undefined;
+  });
+  if (!keys) return respond(503, { error: 'callback receiver is not configured yet; Scale will retry' });
   const query = event.queryStringParameters ?? {};
   const auth = authenticateCallback(header(event, 'scale-callback-auth'), query.ref, query.sig, keys);
   if (!auth.ok) {

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst } from './issues.js';
+import { checkAgainst } from './validation.js';
 import { ScaleTaskSchema } from './scale/schemas.js';
 import { secretsEqual, verifyCallbackRef } from './scene-identity.js';
 import { SCALE_TASK_STATUSES, type ScaleTaskStatus } from './task-record.js';

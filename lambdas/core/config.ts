@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst } from './issues.js';
+import { checkAgainst } from './validation.js';
 import { SCALE_LIMITS } from './scale/schemas.js';
 
 /** Scale task settings that a key prefix can override. */

@@ -1,7 +1,7 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { TaskRecord, TaskStatus } from './task-record.js';
-import type { CallbackUpdate, SceneSource, Submission, TaskStore } from './task-store.js';
+import type { CallbackUpdate, SceneSource, Submission, SubmittedTask, TaskStore } from './task-store.js';
 
 /** Key schema and indexes of the tasks table: the stack and the local pipeline both build the table from this. */
 export const TASKS_TABLE_SCHEMA = {
@@ -75,24 +75,23 @@ export class DynamoTaskStore implements TaskStore {
     );
   }
 
-  async recordSubmitted(uniqueId: string, details: { taskId: string; attachmentExpiresAt: string; adopted: boolean }, now: string): Promise<void> {
+  async recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<void> {
+    const expr = new UpdateExpression();
+    expr.set('status', 'pending');
+    expr.set('submittedAt', now);
+    expr.set('updatedAt', now);
+    for (const [field, value] of Object.entries(details)) if (value !== undefined) expr.set(field, value);
+    expr.setOrRemove('scaleError', undefined);
+    const status = expr.name('status');
     await this.ignoreConditionFailure(
       new UpdateCommand({
         TableName: this.tableName,
         Key: { uniqueId },
-        UpdateExpression:
-          'SET #status = :pending, taskId = :taskId, submittedAt = :now, attachmentExpiresAt = :expires, adopted = :adopted, updatedAt = :now REMOVE scaleError',
-        ConditionExpression: '#status IN (:s0, :s1)',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: {
-          ':pending': 'pending',
-          ':taskId': details.taskId,
-          ':expires': details.attachmentExpiresAt,
-          ':adopted': details.adopted,
-          ':now': now,
-          ':s0': RESUBMITTABLE[0],
-          ':s1': RESUBMITTABLE[1],
-        },
+        UpdateExpression: expr.toString(),
+        // Not over a callback that got here first: its state is newer.
+        ConditionExpression: `${status} IN (${expr.value(RESUBMITTABLE[0])}, ${expr.value(RESUBMITTABLE[1])})`,
+        ExpressionAttributeNames: expr.names,
+        ExpressionAttributeValues: expr.values,
       }),
     );
   }

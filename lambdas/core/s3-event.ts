@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst } from './issues.js';
+import { checkAgainst } from './validation.js';
 import type { SceneRef } from './scene-identity.js';
 
 /** Keys in S3 event notifications are URL-encoded with '+' for spaces: `red+flower%C3%A9.sfs`. */

@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import * as z from 'zod/mini';
 import type { Routing } from './config.js';
-import { checkAgainst } from './issues.js';
+import { checkAgainst } from './validation.js';
 import type { SceneFormat } from './scale/schemas.js';
 import type { SceneRef } from './scene-identity.js';
 import type { ObjectHead, SceneObjects } from './scene-objects.js';

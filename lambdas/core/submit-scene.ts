@@ -53,13 +53,14 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     return reject('the object was overwritten before it was processed; the newer upload is processed on its own');
   }
   if (head.size === 0) return reject('the object is empty (0 bytes)');
+
+  // Claim the upload before reading its content, so a repeated delivery costs one conditional write, not a
+  // header read (or a HEAD per frame).
+  const settings = routeFor(upload.key, deps.routing);
+  const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, now());
+  if (started !== 'started') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
   const content = await checkSceneContent(ref, head, deps.objects, deps.routing);
   if (!content.ok) return reject(content.reason);
-
-  const settings = routeFor(upload.key, deps.routing);
-  const submission = { ...source, frameCount: content.frameCount, project: settings.project, batch: settings.batch, route: settings.route };
-  const started = await deps.store.startSubmission(submission, now());
-  if (started !== 'started') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
 
   const presigned = await Promise.all(content.attachments.map((attachment) => deps.objects.presign(attachment, deps.routing.presignExpiresSeconds)));
   const attachmentExpiresAt = new Date(Math.min(...presigned.map((p) => p.expiresAt.getTime())));
@@ -88,6 +89,7 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     await deps.store.recordCreateFailure(uniqueId, error, now());
     return { kind: 'create_failed', uniqueId, message: error.message };
   }
-  await deps.store.recordSubmitted(uniqueId, { taskId: created.task.task_id, attachmentExpiresAt: attachmentExpiresAt.toISOString(), adopted: created.adopted }, now());
+  const submitted = { taskId: created.task.task_id, attachmentExpiresAt: attachmentExpiresAt.toISOString(), adopted: created.adopted, frameCount: content.frameCount };
+  await deps.store.recordSubmitted(uniqueId, submitted, now());
   return { kind: 'submitted', uniqueId, taskId: created.task.task_id, adopted: created.adopted };
 }

@@ -3,10 +3,17 @@ import type { ScaleTaskStatus, TaskRecord, TaskStatus } from './task-record.js';
 export type SceneSource = Pick<TaskRecord, 'uniqueId' | 'bucket' | 'key' | 'versionId' | 'eTag' | 'size' | 'sceneFormat'>;
 
 export interface Submission extends SceneSource {
-  frameCount?: number;
   project: string;
   batch?: string;
   route?: string;
+}
+
+export interface SubmittedTask {
+  taskId: string;
+  attachmentExpiresAt: string;
+  adopted: boolean;
+  /** For a frame scene: how many frames it has. */
+  frameCount?: number;
 }
 
 export interface CallbackUpdate {
@@ -35,7 +42,7 @@ export interface TaskStore {
   /** Records 'create_failed' with Scale's error, unless the upload already has a task. */
   recordCreateFailure(uniqueId: string, error: { status?: number; message: string }, now: string): Promise<void>;
   /** Records 'pending' with the task id, unless a callback already moved it on. */
-  recordSubmitted(uniqueId: string, details: { taskId: string; attachmentExpiresAt: string; adopted: boolean }, now: string): Promise<void>;
+  recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<void>;
   /** Applies a callback if it is newer than what is stored; 'stale' when it is not (it is still counted). */
   applyCallback(update: CallbackUpdate, now: string): Promise<'applied' | 'stale'>;
 }
