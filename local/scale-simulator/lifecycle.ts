@@ -172,7 +172,18 @@ function attemptSignal(shutdown: AbortSignal, timeoutMs: number): { signal: Abor
   };
 }
 
+/** The simulator only ever reaches this machine: a test or demo can never make it call out. */
+export function isLoopbackUrl(url: string): boolean {
+  try {
+    const { hostname } = new URL(url);
+    return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+  } catch {
+    return false;
+  }
+}
+
 async function downloadWith(url: string, format: string, signal: AbortSignal, facts: SceneFacts): Promise<{ download: DownloadOutcome; unreadable?: string }> {
+  if (!isLoopbackUrl(url)) return { download: { url, error: 'refused: the simulator only downloads from loopback addresses' } };
   let response: Response;
   try {
     response = await fetch(url, { signal });
@@ -263,6 +274,10 @@ function snapshot(task: SimTask): SimTask {
 /** POSTs one callback, retried on non-2xx with a short doubling backoff, up to callbackMaxAttempts. */
 async function deliver(record: TaskRecord, kind: CallbackDelivery['kind'], ctx: LifecycleContext, asOf: SimTask = snapshot(record.task)): Promise<void> {
   if (!asOf.callback_url || !/^https?:/.test(asOf.callback_url)) return;
+  if (!isLoopbackUrl(asOf.callback_url)) {
+    record.callbacks.push({ kind, status: asOf.status, attempts: [{ at: ctx.now(), error: 'refused: the simulator only calls back loopback addresses' }], succeeded: false });
+    return;
+  }
   const delivery: CallbackDelivery = { kind, status: asOf.status, attempts: [], succeeded: false };
   record.callbacks.push(delivery);
   const body = JSON.stringify({ task: asOf, response: asOf.response ?? {}, task_id: asOf.task_id, status: asOf.status });

@@ -13,7 +13,7 @@ let handler: Handler;
 const context = { functionName: 'callback', awsRequestId: 'test' } as Context;
 
 beforeAll(async () => {
-  env = await startPipelineEnv({ callbackUrl: 'https://example.com/callback' });
+  env = await startPipelineEnv({ callbackUrl: 'http://127.0.0.1:9/callback' }); // never called here
   ({ handler } = await import('../../lambdas/callback/handler.js'));
 });
 afterAll(() => env.close());
@@ -30,7 +30,7 @@ function body(ref: string, status: string, updatedAt: string, extra: { response?
     created_at: '2026-11-01T00:00:00.000Z',
     updated_at: updatedAt,
     completed_at: extra.completedAt ?? (status === 'completed' ? updatedAt : null),
-    params: { attachments: ['https://s3.example/scene.sfs'], scene_format: 'sensor_fusion' },
+    params: { attachments: ['http://127.0.0.1:9/scene.sfs'], scene_format: 'sensor_fusion' },
     metadata: extra.metadata ?? { source: { bucket: 'scenes', key: 'dir/scene one.sfs', eTag: 'etag1', size: 1234 } },
     unique_id: ref,
     project: 'scenes-default',

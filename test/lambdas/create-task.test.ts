@@ -96,7 +96,7 @@ describe('create-task handler', () => {
     const object = await upload('adopt/scene.sfs');
     const existing = await new ScaleClient({ apiKey: SECRETS.scaleApiKey, baseUrl: env.scale.apiUrl }).createMultistageTask({
       project: 'scenes-default',
-      attachments: ['https://example.com/x.sfs'],
+      attachments: [`${recorder.url}/elsewhere.sfs`],
       scene_format: 'sensor_fusion',
       unique_id: object.uniqueId,
     });

@@ -244,3 +244,12 @@ describe('Scale simulator task lifecycle', () => {
     await recorder.close();
   });
 });
+
+describe('Scale simulator network boundary', () => {
+  it('never downloads from or calls back to anything but loopback', async () => {
+    const taskId = await createTask('https://example.com/callback', 'https://example.com/scene.sfs');
+    const state = await settled(taskId);
+    expect(state.downloads).toEqual([{ url: 'https://example.com/scene.sfs', error: 'refused: the simulator only downloads from loopback addresses' }]);
+    expect(state.callbacks).toEqual([expect.objectContaining({ succeeded: false, attempts: [expect.objectContaining({ error: 'refused: the simulator only calls back loopback addresses' })] })]);
+  });
+});

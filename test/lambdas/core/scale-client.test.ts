@@ -54,7 +54,7 @@ const requestsSoFar = () => sim.state().requests.total;
 
 describe('ScaleClient against the simulator', () => {
   it('creates a multistage task and reads it back by id and by unique_id', async () => {
-    const req = request({ tags: ['a'], priority: 30, metadata: { key: 'dir/scene.sfs' }, callback_url: 'https://example.com/callback?ref=1' });
+    const req = request({ tags: ['a'], priority: 30, metadata: { key: 'dir/scene.sfs' }, callback_url: `http://127.0.0.1:${CLOSED_PORT}/callback?ref=1` });
     const { task, adopted } = await client().createMultistageTask(req);
     expect(adopted).toBe(false);
     expect(task).toMatchObject({ status: 'pending', type: 'multistage', unique_id: req.unique_id, tags: ['a'], metadata: { key: 'dir/scene.sfs' } });

@@ -3,7 +3,7 @@ import { startPipelineEnv } from '../../helpers/pipeline-env.js';
 
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
 beforeAll(async () => {
-  env = await startPipelineEnv({ callbackUrl: 'https://example.com/callback' });
+  env = await startPipelineEnv({ callbackUrl: 'http://127.0.0.1:9/callback' }); // never called here
 });
 afterAll(() => env.close());
 
