@@ -3,6 +3,7 @@ import type { Construct } from 'constructs';
 import type { PipelineConfig } from '../lambdas/core/config.js';
 import { CallbackApi } from './callback-api.js';
 import { acknowledgeFindings } from './nag.js';
+import { PipelineAlarms } from './pipeline-alarms.js';
 import { sceneSuffixes, ScenesIngest } from './scenes-ingest.js';
 import { PipelineSecrets } from './secrets.js';
 import { secureBucket } from './secure-bucket.js';
@@ -47,6 +48,14 @@ export class PipelineStack extends Stack {
       scaleApiKey: secrets.scaleApiKey,
       signingKey: secrets.signingKey,
       callbackUrl: callbacks.callbackUrl,
+    });
+
+    new PipelineAlarms(this, 'Alarms', {
+      deadLetterQueue: ingest.deadLetterQueue,
+      createTask: creation.function,
+      callback: callbacks.function,
+      api: callbacks.api,
+      topicArn: config.alarmTopicArn,
     });
 
     new CfnOutput(this, 'ScenesBucketName', { value: ingest.bucket.bucketName, description: 'Upload .sfs scenes here' });

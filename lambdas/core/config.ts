@@ -45,6 +45,8 @@ export const PipelineConfigSchema = z.strictObject({
   /** Receives of one message before it moves to the dead-letter queue. */
   maxReceiveCount: z._default(z.int().check(z.gte(1), z.lte(1000)), 5),
   removalPolicy: z._default(z.enum(['retain', 'destroy']), 'retain'),
+  /** An existing SNS topic the alarms notify. */
+  alarmTopicArn: z.optional(z.string().check(z.regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$/, 'must be an SNS topic ARN'))),
   /** Watch this existing bucket instead of creating one. */
   existingScenesBucketName: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'))),
 });

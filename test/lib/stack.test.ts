@@ -177,6 +177,26 @@ describe('task store', () => {
   });
 });
 
+describe('alarms', () => {
+  it('raises an alarm on dead letters, function errors and callback 5xx, notifying a topic when given', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Namespace: 'AWS/SQS',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: '5XXError', Namespace: 'AWS/ApiGateway', Threshold: 1 });
+    expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'Errors', Namespace: 'AWS/Lambda' } }))).toHaveLength(2);
+    expect(Object.values(template.findResources('AWS::CloudWatch::Alarm')).every((a) => a.Properties.AlarmActions === undefined)).toBe(true);
+
+    const topicArn = 'arn:aws:sns:eu-west-1:123456789012:perception-oncall';
+    const withTopic = Object.values(synth({ alarmTopicArn: topicArn }).template.findResources('AWS::CloudWatch::Alarm'));
+    expect(withTopic.map((a) => a.Properties.AlarmActions)).toEqual(withTopic.map(() => [topicArn]));
+  });
+});
+
 describe('secrets and outputs', () => {
   it('creates the Scale secrets with a placeholder and generates the signing key', () => {
     template.resourceCountIs('AWS::SecretsManager::Secret', 3);

@@ -119,7 +119,8 @@ export class ScaleClient {
 
   async findTaskByUniqueId(uniqueId: string): Promise<ScaleTask | undefined> {
     const page = await this.listTasks({ unique_id: uniqueId, limit: 1 });
-    return page.docs.find((task) => task.unique_id === uniqueId) ?? page.docs[0];
+    // Only an exact match: adopting some other task would attach this upload to the wrong result.
+    return page.docs.find((task) => task.unique_id === uniqueId);
   }
 
   cancelTask(taskId: string, options: { clearUniqueId?: boolean } = {}): Promise<ScaleTask> {
