@@ -2,7 +2,7 @@ import * as z from 'zod/mini';
 import { checkAgainst } from './validation.js';
 import { ScaleTaskSchema } from './scale/schemas.js';
 import { secretsEqual, verifyCallbackRef } from './scene-identity.js';
-import { SCALE_TASK_STATUSES, type ScaleTaskStatus } from './task-record.js';
+import { SCALE_TASK_STATUSES, TaskRecordSchema, type ScaleTaskStatus } from './task-record.js';
 import type { CallbackUpdate, TaskStore } from './task-store.js';
 
 /** Raw callback bodies are archived under this prefix of the results bucket. */
@@ -18,14 +18,11 @@ export const CallbackBodySchema = z.looseObject({
   task: ScaleTaskSchema,
 });
 
-const SourceMetadataSchema = z.looseObject({
-  bucket: z.string(),
-  key: z.string(),
-  versionId: z.optional(z.string()),
-  eTag: z.optional(z.string()),
-  size: z.optional(z.number()),
-  frameCount: z.optional(z.number()),
-});
+/**
+ * The source create-task puts in the task's metadata, as the record's own fields. Only these keys survive the
+ * parse: metadata comes back from Scale, and the store writes what it is given.
+ */
+const SourceMetadataSchema = z.pick(TaskRecordSchema, { bucket: true, key: true, versionId: true, eTag: true, size: true, frameCount: true });
 
 /** Where raw callback bodies are kept: the history that makes every overwrite recoverable. */
 export interface CallbackArchive {
@@ -107,17 +104,7 @@ export async function applyCallback(uniqueId: string, rawBody: string, deps: App
     ...(responseJson === undefined ? {} : inline ? { responseJson } : { responseRef: archive }),
     archive,
     source: source.ok
-      ? {
-          // Only the known fields: metadata comes back from Scale, and the store writes what it is given.
-          bucket: source.value.bucket,
-          key: source.value.key,
-          versionId: source.value.versionId,
-          eTag: source.value.eTag,
-          size: source.value.size,
-          frameCount: source.value.frameCount,
-          sceneFormat,
-          ...(typeof task.project === 'string' ? { project: task.project } : {}),
-        }
+      ? { ...source.value, sceneFormat, ...(typeof task.project === 'string' ? { project: task.project } : {}) }
       : { bucket: '(unknown: task metadata has no source)', key: '(unknown)', sceneFormat },
   };
   const applied = await deps.store.applyCallback(update, receivedAt);

@@ -23,8 +23,14 @@ export function sceneFormatOf(key: string, routing: Routing): SceneFormat {
 }
 
 /** Checks an upload's content before any paid task exists: a valid .sfs header, or a manifest of existing frames. */
-export async function checkSceneContent(ref: SceneRef, head: Extract<ObjectHead, { exists: true }>, objects: SceneObjects, routing: Routing): Promise<SceneContent> {
-  return sceneFormatOf(ref.key, routing) === 'split_base64' ? checkFrameManifest(ref, head, objects, routing) : checkSfs(ref, head, objects, routing);
+export async function checkSceneContent(
+  ref: SceneRef,
+  format: SceneFormat,
+  head: Extract<ObjectHead, { exists: true }>,
+  objects: SceneObjects,
+  routing: Routing,
+): Promise<SceneContent> {
+  return format === 'split_base64' ? checkFrameManifest(ref, head, objects, routing) : checkSfs(ref, head, objects, routing);
 }
 
 async function checkSfs(ref: SceneRef, head: { size: number }, objects: SceneObjects, routing: Routing): Promise<SceneContent> {

@@ -59,7 +59,7 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
   const settings = routeFor(upload.key, deps.routing);
   const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, now());
   if (started !== 'started') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
-  const content = await checkSceneContent(ref, head, deps.objects, deps.routing);
+  const content = await checkSceneContent(ref, sceneFormat, head, deps.objects, deps.routing);
   if (!content.ok) return reject(content.reason);
 
   const presigned = await Promise.all(content.attachments.map((attachment) => deps.objects.presign(attachment, deps.routing.presignExpiresSeconds)));
