@@ -12,6 +12,13 @@ export const FUNCTION_ENTRIES = {
 export type FunctionName = keyof typeof FUNCTION_ENTRIES;
 
 /**
+ * Each function's timeout in seconds: the stack deploys with it and the local function runner enforces it.
+ * create-task: Scale calls get a 30 s retry budget; S3, DynamoDB and the secrets need a little on top.
+ * callback: Scale's callback timeout is not documented, so answer fast.
+ */
+export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 15 };
+
+/**
  * How every function is bundled: ESM, minified, with source maps, the SDK bundled in (pinned, not the runtime's).
  * `target` is node20 so the very same bundle also runs on the local pipeline's Node.
  */

@@ -6,6 +6,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/apply-callback.js';
+import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
 import { PipelineFunction } from './pipeline-function.js';
 
 export interface CallbackApiProps {
@@ -30,7 +31,7 @@ export class CallbackApi extends Construct {
       name: 'callback',
       description: 'Verifies Scale callbacks and stores their results',
       // Scale's callback timeout is not documented: answer fast.
-      timeout: Duration.seconds(15),
+      timeout: Duration.seconds(FUNCTION_TIMEOUT_SECONDS.callback),
       memorySize: 512,
     })
       .bindTable(props.table)

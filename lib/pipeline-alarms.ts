@@ -1,8 +1,9 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
 import { Alarm, ComparisonOperator, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -10,6 +11,8 @@ import { Construct } from 'constructs';
 export interface PipelineAlarmsProps {
   deadLetterQueue: IQueue;
   createTask: IFunction;
+  /** create-task's log group: its failure lines carry `failureKind`. */
+  createTaskLogs: ILogGroup;
   callback: IFunction;
   api: RestApi;
   /** An existing SNS topic to notify; without it the alarms only show in CloudWatch. */
@@ -32,7 +35,22 @@ export class PipelineAlarms extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
       });
+    // create-task logs `failureKind: "scale_auth"` when Scale refuses the API key; those uploads are retried (and
+    // end as 'failed'), so without this nobody would hear of a wrong or rotated key until everything is stuck.
+    const authFailures = new MetricFilter(this, 'ScaleAuthFailureFilter', {
+      logGroup: props.createTaskLogs,
+      filterPattern: FilterPattern.stringValue('$.failureKind', '=', 'scale_auth'),
+      // Per stack, so a second deployment in the account does not feed this alarm.
+      metricNamespace: `ScaleSfsPipeline/${Stack.of(this).stackName}`,
+      metricName: 'ScaleAuthFailures',
+      metricValue: '1',
+    });
     this.alarms = [
+      anyOf(
+        'ScaleAuthFailures',
+        authFailures.metric({ period, statistic: 'Sum' }),
+        'Scale refused the API key (401/403): uploads are retried and then parked as failed. Put the right key in the Scale API key secret, then redrive.',
+      ),
       anyOf(
         'DeadLetters',
         props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),

@@ -42,9 +42,12 @@ export class PipelineFunction extends NodejsFunction {
     });
   }
 
-  /** Grants item reads and writes on the table (not its indexes: the functions address items by key). */
-  bindTable(table: ITableV2): this {
+  /** Grants item reads and writes on the table, and queries on the named indexes only. */
+  bindTable(table: ITableV2, queryIndexes: string[] = []): this {
     this.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem'], resources: [table.tableArn] }));
+    if (queryIndexes.length > 0) {
+      this.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:Query'], resources: queryIndexes.map((index) => `${table.tableArn}/index/${index}`) }));
+    }
     this.addEnvironment('TASKS_TABLE', table.tableName);
     return this;
   }

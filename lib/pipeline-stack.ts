@@ -28,6 +28,7 @@ export class PipelineStack extends Stack {
       existingBucketName: config.existingScenesBucketName,
       maxReceiveCount: config.maxReceiveCount,
       suffixes: sceneSuffixes(config.routing.frameManifestSuffix),
+      notifyRemovals: config.cancelOnDelete,
       consumerTimeout: CREATE_TASK_TIMEOUT,
     });
     const results = secureBucket(this, 'Results', { removalPolicy, accessLogs, accessLogsPrefix: 'results/' });
@@ -53,6 +54,7 @@ export class PipelineStack extends Stack {
     new PipelineAlarms(this, 'Alarms', {
       deadLetterQueue: ingest.deadLetterQueue,
       createTask: creation.function,
+      createTaskLogs: creation.function.logGroup,
       callback: callbacks.function,
       api: callbacks.api,
       topicArn: config.alarmTopicArn,
@@ -64,6 +66,10 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, 'TasksTableStreamArn', { value: store.table.tableStreamArn ?? '' });
     new CfnOutput(this, 'ResultsBucketName', { value: results.bucketName });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: ingest.deadLetterQueue.queueUrl, description: 'Uploads that failed every retry; redrive after fixing the cause' });
+    new CfnOutput(this, 'DeadLetterQueueArn', {
+      value: ingest.deadLetterQueue.queueArn,
+      description: 'For the redrive: aws sqs start-message-move-task --source-arn <this>',
+    });
     new CfnOutput(this, 'ScaleApiKeySecretName', { value: secrets.scaleApiKey.secretName });
     new CfnOutput(this, 'ScaleCallbackAuthKeySecretName', { value: secrets.callbackAuthKey.secretName });
     new CfnOutput(this, 'CallbackSigningKeySecretName', { value: secrets.signingKey.secretName });

@@ -4,9 +4,10 @@ import { Bucket, EventType, type IBucket } from 'aws-cdk-lib/aws-s3';
 import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { SCENE_SUFFIX } from '../lambdas/core/config.js';
 import { secureBucket } from './secure-bucket.js';
 
-export const SCENE_SUFFIX = '.sfs';
+export { SCENE_SUFFIX };
 
 /** The key suffixes that make an upload a scene: .sfs files and frame manifests. */
 export function sceneSuffixes(frameManifestSuffix: string): string[] {
@@ -21,6 +22,8 @@ export interface ScenesIngestProps {
   maxReceiveCount: number;
   /** Key suffixes that trigger the pipeline (one notification each, to the same queue). */
   suffixes: string[];
+  /** Also notify removals (delete markers, deleted versions) of those keys: a delete cancels an open task. */
+  notifyRemovals: boolean;
   /** The consumer's timeout: the queue's visibility timeout is six times this, as AWS advises. */
   consumerTimeout: Duration;
 }
@@ -50,6 +53,10 @@ export class ScenesIngest extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
     });
     const destination = new SqsDestination(this.queue);
-    for (const suffix of props.suffixes) this.bucket.addEventNotification(EventType.OBJECT_CREATED, destination, { suffix });
+    for (const suffix of props.suffixes) {
+      this.bucket.addEventNotification(EventType.OBJECT_CREATED, destination, { suffix });
+      // A different event type, so the same suffix does not overlap the created filter.
+      if (props.notifyRemovals) this.bucket.addEventNotification(EventType.OBJECT_REMOVED, destination, { suffix });
+    }
   }
 }

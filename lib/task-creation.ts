@@ -6,10 +6,11 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { PipelineConfig } from '../lambdas/core/config.js';
+import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
 import { PipelineFunction } from './pipeline-function.js';
 
 /** Scale calls get a 30 s retry budget; S3, DynamoDB and the secrets need a little on top. */
-export const CREATE_TASK_TIMEOUT = Duration.seconds(60);
+export const CREATE_TASK_TIMEOUT = Duration.seconds(FUNCTION_TIMEOUT_SECONDS['create-task']);
 
 export interface TaskCreationProps {
   config: PipelineConfig;
@@ -35,9 +36,13 @@ export class TaskCreation extends Construct {
         ROUTING: JSON.stringify(props.config.routing),
         SCALE_API_URL: props.config.scaleApiUrl,
         CALLBACK_URL: props.callbackUrl,
+        // The last delivery before the dead-letter queue records the upload as 'failed'.
+        MAX_RECEIVE_COUNT: String(props.config.maxReceiveCount),
+        CANCEL_ON_DELETE: String(props.config.cancelOnDelete),
       },
     })
-      .bindTable(props.table)
+      // byKey: a delete finds the uploads of its object.
+      .bindTable(props.table, ['byKey'])
       .bindSecret(props.scaleApiKey, 'SCALE_API_KEY_SECRET_ID')
       .bindSecret(props.signingKey, 'CALLBACK_SIGNING_SECRET_ID')
       // HEAD and ranged GET of uploads; the presigned attachment URLs carry this same permission.

@@ -13,17 +13,16 @@ import { sceneSuffixes } from '../lib/scenes-ingest.js';
 import { startApiFront } from './api-front.js';
 import { buildBundles } from './build-bundles.js';
 import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
-import { startS3 } from './emulators/s3.js';
+import { startLocalS3, type VersioningMode } from './emulators/s3.js';
 import { startSecretsManager } from './emulators/secrets-manager.js';
-import { s3NotificationBody, type ObjectCreated } from './events.js';
+import { s3NotificationBody, s3ObjectEvent, type S3ObjectEvent } from './events.js';
 import { FunctionPool } from './function-pool.js';
 import type { Credentials } from './presign-check.js';
-import { LocalQueue } from './queue.js';
-import { startS3Front } from './s3-front.js';
+import { LocalQueue, type DeliveryFaults } from './queue.js';
 import type { SimulatorConfigPatch } from './scale-simulator/config.js';
 import { startScaleSimulator } from './scale-simulator/server.js';
 
-/** s3rver's own account: every local client signs with it, and the S3 front checks presigned URLs against it. */
+/** The local S3's only account: every local client signs with it, and S3 checks every signature against it. */
 export const LOCAL_CREDENTIALS: Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const REGION = 'us-east-1';
 const SCENES_BUCKET = 'scenes';
@@ -40,10 +39,19 @@ export interface LocalPipelineOptions {
   config?: Partial<PipelineConfig>;
   visibilityTimeoutMs?: number;
   simulator?: SimulatorConfigPatch;
-  /** Credentials the functions sign with; differ from LOCAL_CREDENTIALS to get URLs the S3 front refuses. */
+  /**
+   * Credentials the functions sign with. Different ones are accepted on the functions' own S3 calls, but URLs
+   * presigned with them are refused, as S3 refuses a URL whose role credentials expired before it was used.
+   */
   functionCredentials?: Credentials;
+  /** The buckets' versioning (default 'enabled', as the stack's). */
+  s3Versioning?: VersioningMode;
   /** Already built bundles, to skip building. */
   bundles?: Record<FunctionName, { path: string }>;
+  /** SQS's at-least-once behaviours for the ingest queue (duplicates, in-flight redelivery); off by default. */
+  delivery?: Partial<DeliveryFaults>;
+  /** Function timeouts in seconds instead of the stack's (FUNCTION_TIMEOUT_SECONDS). */
+  functionTimeoutSeconds?: Partial<Record<FunctionName, number>>;
 }
 
 export interface LocalInfo {
@@ -83,10 +91,14 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     for (const closeOne of closers.splice(0).reverse()) await closeOne().catch(() => undefined);
   };
   try {
-    const s3 = await startS3([SCENES_BUCKET, RESULTS_BUCKET]);
+    const credentials = options.functionCredentials ?? LOCAL_CREDENTIALS;
+    const s3 = await startLocalS3({
+      buckets: [SCENES_BUCKET, RESULTS_BUCKET],
+      versioning: options.s3Versioning ?? 'enabled',
+      credentials: LOCAL_CREDENTIALS,
+      urlRefusedCredentials: credentials === LOCAL_CREDENTIALS ? [] : [credentials],
+    });
     closers.push(s3.close);
-    const front = await startS3Front({ target: s3.endpoint, credentials: LOCAL_CREDENTIALS });
-    closers.push(front.close);
     const dynamo = await startDynamo();
     closers.push(dynamo.close);
     await createTasksTable(new DynamoDBClient({ region: REGION, endpoint: dynamo.endpoint, credentials: LOCAL_CREDENTIALS }), TASKS_TABLE);
@@ -111,7 +123,6 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     closers.push(api.close);
     const callbackUrl = `${api.url}/callback`;
 
-    const credentials = options.functionCredentials ?? LOCAL_CREDENTIALS;
     // The environment the stack gives the functions, pointed at the emulators with the SDK's own variables.
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
@@ -121,7 +132,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       AWS_REGION: REGION,
       AWS_ACCESS_KEY_ID: credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      AWS_ENDPOINT_URL_S3: front.endpoint,
+      AWS_ENDPOINT_URL_S3: s3.endpoint,
       AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.endpoint,
       AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
@@ -136,9 +147,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       SCALE_API_KEY_SECRET_ID: SECRET_IDS.apiKey,
       CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth,
       CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
+      MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+      CANCEL_ON_DELETE: String(config.cancelOnDelete),
     };
     const pool = (name: FunctionName, size: number) => {
-      const created = new FunctionPool(name, bundles[name].path, { ...env, POWERTOOLS_SERVICE_NAME: name }, size, logs);
+      const created = new FunctionPool(name, bundles[name].path, { ...env, POWERTOOLS_SERVICE_NAME: name }, size, logs, { timeoutSeconds: options.functionTimeoutSeconds?.[name] });
       pools.set(name, created);
       closers.push(() => created.close());
       return created;
@@ -154,25 +167,24 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       visibilityTimeoutMs: options.visibilityTimeoutMs ?? 2_000,
       maxReceiveCount: config.maxReceiveCount,
       deadLetterFile,
+      ...options.delivery,
       consumer: (event) => createTaskPool.invoke<SQSBatchResponse>(event),
       onError: (err) => logs.write(`create-task invocation failed: ${(err as Error).message}\n`),
     });
     closers.push(async () => queue.stop());
 
-    // S3 → notification (suffix filter) → queue, with keys URL-encoded as AWS sends them.
-    const notified: ObjectCreated[] = [];
-    const notify = (objects: ObjectCreated[]) => {
+    // S3 → notification (suffix filter, created and removed, as the stack configures) → queue.
+    const notified: S3ObjectEvent[] = [];
+    const notify = (objects: S3ObjectEvent[]) => {
       notified.push(...objects);
       queue.send(s3NotificationBody(objects));
     };
     const suffixes = sceneSuffixes(config.routing.frameManifestSuffix);
-    s3.onEvent((event) => {
-      for (const record of event.Records) {
-        const { key, size = 0, eTag, sequencer } = record.s3.object;
-        if (record.s3.bucket.name !== SCENES_BUCKET || !record.eventName.startsWith('ObjectCreated:') || !suffixes.some((suffix) => key.endsWith(suffix))) continue;
-        const multipart = record.eventName === 'ObjectCreated:Post' && front.takeMultipartCompletion(SCENES_BUCKET, key);
-        const eventName = multipart ? 'ObjectCreated:CompleteMultipartUpload' : record.eventName;
-        notify([{ bucket: SCENES_BUCKET, key, size, eTag: eTag?.replace(/"/g, ''), sequencer, eventName }]);
+    s3.onEvent((records) => {
+      for (const event of records.map(s3ObjectEvent)) {
+        // The stack only subscribes to removals when a delete cancels tasks.
+        const wanted = event.eventName?.startsWith('ObjectCreated:') || (config.cancelOnDelete && event.eventName?.startsWith('ObjectRemoved:'));
+        if (wanted && event.bucket === SCENES_BUCKET && suffixes.some((suffix) => event.key.endsWith(suffix))) notify([event]);
       }
     });
 
@@ -180,7 +192,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       region: REGION,
       accessKeyId: LOCAL_CREDENTIALS.accessKeyId,
       secretAccessKey: LOCAL_CREDENTIALS.secretAccessKey,
-      s3Endpoint: front.endpoint,
+      s3Endpoint: s3.endpoint,
       bucket: SCENES_BUCKET,
       resultsBucket: RESULTS_BUCKET,
       dynamodbEndpoint: dynamo.endpoint,
@@ -196,7 +208,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       config,
       scale,
       queue,
-      /** Every object-created notification sent to the queue so far. */
+      /** Every S3 notification sent to the queue so far (created and removed), keys decoded. */
       notified,
       /** Sends a notification as S3 would (also to deliver one twice, as S3 may). */
       notify,

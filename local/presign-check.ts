@@ -5,7 +5,7 @@ const toBytes = (data: string | ArrayBuffer | ArrayBufferView): string | Uint8Ar
   typeof data === 'string' ? data : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
 
 /** SHA-256 (and HMAC-SHA-256 when keyed) in the shape the SDK's signer expects, backed by node:crypto. */
-class NodeSha256 {
+export class NodeSha256 {
   private readonly hash;
   constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
     this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));

@@ -22,7 +22,7 @@ export const CallbackBodySchema = z.looseObject({
  * The source create-task puts in the task's metadata, as the record's own fields. Only these keys survive the
  * parse: metadata comes back from Scale, and the store writes what it is given.
  */
-const SourceMetadataSchema = z.pick(TaskRecordSchema, { bucket: true, key: true, versionId: true, eTag: true, size: true, frameCount: true });
+const SourceMetadataSchema = z.pick(TaskRecordSchema, { bucket: true, key: true, versionId: true, eTag: true, sequencer: true, size: true, frameCount: true });
 
 /** Where raw callback bodies are kept: the history that makes every overwrite recoverable. */
 export interface CallbackArchive {

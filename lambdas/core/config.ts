@@ -14,9 +14,16 @@ const TaskSettings = {
 
 export const RouteSchema = z.strictObject({
   /** Keys that start with this prefix use the settings below over the defaults. Longest prefix wins. */
-  prefix: z.string().check(z.minLength(1, 'must not be empty')),
+  prefix: z.string().check(
+    z.minLength(1, 'must not be empty'),
+    // S3 keys in events never start with '/': such a route would silently never match.
+    z.refine((prefix) => !prefix.startsWith('/'), "must not start with '/': S3 keys have no leading slash, so this route would never match"),
+  ),
   ...TaskSettings,
 });
+
+/** The suffix of .sfs scenes; frame manifests have their own (configurable) one. */
+export const SCENE_SUFFIX = '.sfs';
 
 /** How uploads become Scale tasks. Shared by the stack (CDK context) and the create-task handler (environment). */
 export const RoutingSchema = z.strictObject({
@@ -32,7 +39,28 @@ export const RoutingSchema = z.strictObject({
   frameManifestSuffix: z._default(z.string().check(z.regex(/^\.[A-Za-z0-9._-]+$/, 'must be a file suffix such as .frames.json')), '.frames.json'),
   maxFrames: z._default(z.int().check(z.gte(1), z.lte(10_000)), 2_000),
   maxManifestBytes: z._default(z.int().check(z.gte(1024), z.lte(16 * 1024 * 1024)), 1024 * 1024),
-});
+  /** Where a manifest's frames may be: its own folder (default), or anywhere under the route prefix it matched. */
+  frameScope: z._default(z.enum(['folder', 'route']), 'folder'),
+}).check(z.superRefine((routing, ctx) => {
+  const problem = (path: PropertyKey[], message: string) => ctx.addIssue({ code: 'custom', path, message, input: routing });
+  const suffix = routing.frameManifestSuffix;
+  // S3 refuses two notifications for one event type whose suffixes overlap (one ends with the other).
+  if (suffix.endsWith(SCENE_SUFFIX) || SCENE_SUFFIX.endsWith(suffix)) {
+    problem(['frameManifestSuffix'], `${JSON.stringify(suffix)} overlaps the scene suffix ${JSON.stringify(SCENE_SUFFIX)}: S3 refuses overlapping notification filters; pick one that does not end with it, such as .frames.json`);
+  }
+  const seen = new Map<string, number>();
+  routing.routes.forEach((route, i) => {
+    const first = seen.get(route.prefix);
+    if (first !== undefined) problem(['routes', i, 'prefix'], `repeats routes[${first}].prefix ${JSON.stringify(route.prefix)}: each prefix may have one route`);
+    seen.set(route.prefix, i);
+  });
+  const duplicateTags = (tags: string[] | undefined, path: PropertyKey[]) => {
+    const repeated = tags?.filter((tag, i) => tags.indexOf(tag) !== i) ?? [];
+    if (repeated.length > 0) problem(path, `repeats ${[...new Set(repeated)].map((t) => JSON.stringify(t)).join(', ')}`);
+  };
+  duplicateTags(routing.tags, ['tags']);
+  routing.routes.forEach((route, i) => duplicateTags(route.tags, ['routes', i, 'tags']));
+}));
 export type Routing = z.infer<typeof RoutingSchema>;
 export type Route = z.infer<typeof RouteSchema>;
 
@@ -47,6 +75,8 @@ export const PipelineConfigSchema = z.strictObject({
   removalPolicy: z._default(z.enum(['retain', 'destroy']), 'retain'),
   /** An existing SNS topic the alarms notify. */
   alarmTopicArn: z.optional(z.string().check(z.regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$/, 'must be an SNS topic ARN'))),
+  /** Cancel the open Scale task of an upload when its object is deleted (the removal notification drives it). */
+  cancelOnDelete: z._default(z.boolean(), true),
   /** Watch this existing bucket instead of creating one. */
   existingScenesBucketName: z.optional(z.string().check(z.regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name'))),
 });

@@ -1,7 +1,8 @@
 import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { UpdateExpression } from './dynamo-update-expression.js';
 import type { TaskRecord, TaskStatus } from './task-record.js';
-import type { CallbackUpdate, SceneSource, Submission, SubmittedTask, TaskStore } from './task-store.js';
+import type { CallbackUpdate, FailedAttempt, SceneSource, Submission, SubmittedTask, TaskStore } from './task-store.js';
 
 /** Key schema and indexes of the tasks table: the stack and the local pipeline both build the table from this. */
 export const TASKS_TABLE_SCHEMA = {
@@ -9,11 +10,15 @@ export const TASKS_TABLE_SCHEMA = {
   indexes: {
     byTaskId: { partitionKey: 'taskId' },
     byStatus: { partitionKey: 'status', sortKey: 'updatedAt' },
+    /** Every upload of one object key: what a delete cancels, and "what happened to my upload". */
+    byKey: { partitionKey: 'key', sortKey: 'createdAt' },
   },
 } as const;
 
-/** States from which an upload may be (re)submitted: nothing reached Scale, or Scale refused it. */
-const RESUBMITTABLE: TaskStatus[] = ['submitting', 'create_failed'];
+/** States from which an upload may be (re)submitted: nothing reached Scale, Scale refused it, or it gave up. */
+const RESUBMITTABLE: TaskStatus[] = ['submitting', 'create_failed', 'failed'];
+/** States a failed delivery may be counted in: the upload has no outcome yet. */
+const UNFINISHED: TaskStatus[] = ['submitting', 'failed'];
 
 export function documentClient(client: DynamoDBClient): DynamoDBDocumentClient {
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
@@ -27,19 +32,22 @@ export class DynamoTaskStore implements TaskStore {
     private readonly tableName: string,
   ) {}
 
-  async startSubmission(submission: Submission, now: string): Promise<'started' | { alreadyAt: TaskStatus }> {
-    const item: TaskRecord = { schemaVersion: 1, status: 'submitting', createdAt: now, updatedAt: now, ...submission };
+  async startSubmission(submission: Submission, claimId: string, now: string): Promise<'started' | 'resumed' | { alreadyAt: TaskStatus }> {
+    const expr = new UpdateExpression();
+    expr.set('status', 'submitting');
+    expr.set('claimId', claimId);
+    expr.set('updatedAt', now);
+    expr.set('schemaVersion', 1);
+    expr.setIfAbsent('createdAt', now);
+    for (const [field, value] of Object.entries(submission)) if (field !== 'uniqueId' && value !== undefined) expr.set(field, value);
+    expr.remove('reason');
+    expr.remove('scaleError');
+    const status = expr.name('status');
     try {
-      await this.doc.send(
-        new PutCommand({
-          TableName: this.tableName,
-          Item: item,
-          ConditionExpression: 'attribute_not_exists(uniqueId) OR #status IN (:s0, :s1)',
-          ExpressionAttributeNames: { '#status': 'status' },
-          ExpressionAttributeValues: { ':s0': RESUBMITTABLE[0], ':s1': RESUBMITTABLE[1] },
-        }),
-      );
-      return 'started';
+      const condition = `attribute_not_exists(${expr.name('uniqueId')}) OR (${status} IN (${RESUBMITTABLE.map((s) => expr.value(s)).join(', ')}) AND attribute_not_exists(${expr.name('taskId')}))`;
+      const old = await this.update(expr, submission.uniqueId, condition, 'ALL_OLD');
+      // A claim or a failed attempt before this one: that delivery may have created the task.
+      return old?.claimId !== undefined || old?.attempts !== undefined || old?.status === 'create_failed' ? 'resumed' : 'started';
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       const current = await this.get(submission.uniqueId);
@@ -49,30 +57,12 @@ export class DynamoTaskStore implements TaskStore {
     }
   }
 
-  async recordRejection(source: SceneSource, reason: string, now: string): Promise<void> {
-    const item: TaskRecord = { schemaVersion: 1, status: 'rejected', reason, createdAt: now, updatedAt: now, ...source };
-    await this.ignoreConditionFailure(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: item,
-        ConditionExpression: 'attribute_not_exists(uniqueId) OR #status IN (:s0, :s1, :rejected)',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':s0': RESUBMITTABLE[0], ':s1': RESUBMITTABLE[1], ':rejected': 'rejected' },
-      }),
-    );
+  recordRejection(uniqueId: string, claimId: string, reason: string, now: string): Promise<void> {
+    return this.endClaim(uniqueId, claimId, now, (expr) => (expr.set('status', 'rejected'), expr.set('reason', reason)));
   }
 
-  async recordCreateFailure(uniqueId: string, error: { status?: number; message: string }, now: string): Promise<void> {
-    await this.ignoreConditionFailure(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { uniqueId },
-        UpdateExpression: 'SET #status = :failed, scaleError = :error, updatedAt = :now',
-        ConditionExpression: '#status = :submitting',
-        ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':failed': 'create_failed', ':error': error, ':now': now, ':submitting': 'submitting' },
-      }),
-    );
+  recordCreateFailure(uniqueId: string, claimId: string, error: { status?: number; message: string }, now: string): Promise<void> {
+    return this.endClaim(uniqueId, claimId, now, (expr) => (expr.set('status', 'create_failed'), expr.set('scaleError', error)));
   }
 
   async recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<void> {
@@ -81,19 +71,74 @@ export class DynamoTaskStore implements TaskStore {
     expr.set('submittedAt', now);
     expr.set('updatedAt', now);
     for (const [field, value] of Object.entries(details)) if (value !== undefined) expr.set(field, value);
-    expr.setOrRemove('scaleError', undefined);
+    for (const field of ['scaleError', 'reason', 'claimId']) expr.remove(field);
+    // Over anything but a record that names a task already: a created task must never be hidden by a rejection.
+    await this.ignoreConditionFailure(this.update(expr, uniqueId, `attribute_exists(${expr.name('uniqueId')}) AND attribute_not_exists(${expr.name('taskId')})`));
+  }
+
+  async recordFailedAttempt(source: SceneSource, failure: FailedAttempt, now: string): Promise<void> {
+    const expr = new UpdateExpression();
+    expr.add('attempts', 1);
+    expr.set('lastError', failure.error);
+    expr.set('updatedAt', now);
+    if (failure.terminal) expr.set('status', 'failed');
+    else expr.setIfAbsent('status', 'submitting');
+    expr.setIfAbsent('schemaVersion', 1);
+    expr.setIfAbsent('createdAt', now);
+    for (const [field, value] of Object.entries(source)) if (field !== 'uniqueId' && value !== undefined) expr.setIfAbsent(field, value);
     const status = expr.name('status');
     await this.ignoreConditionFailure(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: { uniqueId },
-        UpdateExpression: expr.toString(),
-        // Not over a callback that got here first: its state is newer.
-        ConditionExpression: `${status} IN (${expr.value(RESUBMITTABLE[0])}, ${expr.value(RESUBMITTABLE[1])})`,
-        ExpressionAttributeNames: expr.names,
-        ExpressionAttributeValues: expr.values,
-      }),
+      this.update(expr, source.uniqueId, `attribute_not_exists(${expr.name('uniqueId')}) OR ${status} IN (${UNFINISHED.map((s) => expr.value(s)).join(', ')})`),
     );
+  }
+
+  async findByKey(bucket: string, key: string, limit = 100): Promise<TaskRecord[]> {
+    const records: TaskRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: 'byKey',
+          KeyConditionExpression: '#key = :key',
+          ExpressionAttributeNames: { '#key': 'key' },
+          ExpressionAttributeValues: { ':key': key },
+          ScanIndexForward: false,
+          Limit: limit,
+          ExclusiveStartKey: start,
+        }),
+      );
+      records.push(...((page.Items ?? []) as TaskRecord[]).filter((r) => r.bucket === bucket));
+      start = page.LastEvaluatedKey;
+    } while (start && records.length < limit);
+    return records.slice(0, limit);
+  }
+
+  async recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; reason: string }, now: string): Promise<'applied' | 'stale'> {
+    const expr = new UpdateExpression();
+    expr.set('status', 'canceled');
+    expr.set('scaleStatus', 'canceled');
+    expr.set('scaleUpdatedAt', cancel.scaleUpdatedAt);
+    expr.set('reason', cancel.reason);
+    expr.set('updatedAt', now);
+    expr.remove('cancelError');
+    const t = expr.value(cancel.scaleUpdatedAt);
+    const at = expr.name('scaleUpdatedAt');
+    try {
+      // Ordered like callbacks: a newer state reported by Scale is kept.
+      await this.update(expr, uniqueId, `${expr.name('taskId')} = ${expr.value(cancel.taskId)} AND (attribute_not_exists(${at}) OR ${at} < ${t})`);
+      return 'applied';
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return 'stale';
+    }
+  }
+
+  async recordCancelRefused(uniqueId: string, error: { status?: number; message: string }, now: string): Promise<void> {
+    const expr = new UpdateExpression();
+    expr.set('cancelError', error);
+    expr.set('updatedAt', now);
+    await this.ignoreConditionFailure(this.update(expr, uniqueId, `attribute_exists(${expr.name('uniqueId')})`));
   }
 
   async applyCallback(update: CallbackUpdate, now: string): Promise<'applied' | 'stale'> {
@@ -117,17 +162,8 @@ export class DynamoTaskStore implements TaskStore {
     const scaleUpdatedAt = expr.name('scaleUpdatedAt');
 
     try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { uniqueId: update.uniqueId },
-          UpdateExpression: expr.toString(),
-          // Ordered by the task's own time: an older or repeated callback never overwrites a newer state.
-          ConditionExpression: `attribute_not_exists(${scaleUpdatedAt}) OR ${scaleUpdatedAt} < ${t}`,
-          ExpressionAttributeNames: expr.names,
-          ExpressionAttributeValues: expr.values,
-        }),
-      );
+      // Ordered by the task's own time: an older or repeated callback never overwrites a newer state.
+      await this.update(expr, update.uniqueId, `attribute_not_exists(${scaleUpdatedAt}) OR ${scaleUpdatedAt} < ${t}`);
       return 'applied';
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
@@ -148,58 +184,37 @@ export class DynamoTaskStore implements TaskStore {
     return Item as TaskRecord | undefined;
   }
 
-  private async ignoreConditionFailure(command: PutCommand | UpdateCommand): Promise<void> {
+  /** Ends this delivery's claim with an outcome: only if it still holds the claim and no task is recorded. */
+  private async endClaim(uniqueId: string, claimId: string, now: string, outcome: (expr: UpdateExpression) => void): Promise<void> {
+    const expr = new UpdateExpression();
+    outcome(expr);
+    expr.set('updatedAt', now);
+    expr.remove('claimId');
+    const condition = `${expr.name('claimId')} = ${expr.value(claimId)} AND attribute_not_exists(${expr.name('taskId')})`;
+    await this.ignoreConditionFailure(this.update(expr, uniqueId, condition));
+  }
+
+  private async update(expr: UpdateExpression, uniqueId: string, condition: string, returnValues?: 'ALL_OLD'): Promise<Record<string, unknown> | undefined> {
+    const { Attributes } = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { uniqueId },
+        UpdateExpression: expr.toString(),
+        ConditionExpression: condition,
+        ExpressionAttributeNames: expr.names,
+        ExpressionAttributeValues: Object.keys(expr.values).length > 0 ? expr.values : undefined,
+        ReturnValues: returnValues,
+      }),
+    );
+    return Attributes;
+  }
+
+  private async ignoreConditionFailure(write: Promise<unknown>): Promise<void> {
     try {
-      await this.doc.send(command as UpdateCommand);
+      await write;
     } catch (err) {
       // The record already moved past the state this write is for: keeping the newer state is the point.
       if (!isConditionFailure(err)) throw err;
     }
-  }
-}
-
-/** Builds an UpdateExpression with every attribute name aliased, so reserved words (status, key, size…) just work. */
-class UpdateExpression {
-  readonly names: Record<string, string> = {};
-  readonly values: Record<string, unknown> = {};
-  private readonly sets: string[] = [];
-  private readonly removes: string[] = [];
-  private readonly adds: string[] = [];
-
-  name(field: string): string {
-    this.names[`#${field}`] = field;
-    return `#${field}`;
-  }
-
-  value(value: unknown): string {
-    const placeholder = `:v${Object.keys(this.values).length}`;
-    this.values[placeholder] = value;
-    return placeholder;
-  }
-
-  set(field: string, value: unknown): void {
-    this.sets.push(`${this.name(field)} = ${this.value(value)}`);
-  }
-
-  setIfAbsent(field: string, value: unknown): void {
-    const name = this.name(field);
-    this.sets.push(`${name} = if_not_exists(${name}, ${this.value(value)})`);
-  }
-
-  setOrRemove(field: string, value: unknown): void {
-    if (value === undefined) this.removes.push(this.name(field));
-    else this.set(field, value);
-  }
-
-  add(field: string, amount: number): void {
-    this.adds.push(`${this.name(field)} ${this.value(amount)}`);
-  }
-
-  toString(): string {
-    return [
-      this.sets.length ? `SET ${this.sets.join(', ')}` : '',
-      this.removes.length ? `REMOVE ${this.removes.join(', ')}` : '',
-      this.adds.length ? `ADD ${this.adds.join(', ')}` : '',
-    ].filter(Boolean).join(' ');
   }
 }

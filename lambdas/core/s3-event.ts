@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
-import { checkAgainst } from './validation.js';
-import type { SceneRef } from './scene-identity.js';
+import { checkAgainst, summarizeProblems } from './validation.js';
+import type { UploadIdentity } from './scene-identity.js';
 
 /** Keys in S3 event notifications are URL-encoded with '+' for spaces: `red+flower%C3%A9.sfs`. */
 export function decodeS3Key(encoded: string): string {
@@ -23,16 +23,29 @@ const S3RecordSchema = z.looseObject({
 
 const S3NotificationSchema = z.looseObject({ Records: z.array(S3RecordSchema) });
 
-export interface UploadEvent extends SceneRef {
+/** An object written to the bucket: a new upload (or a redelivery of one). */
+export interface UploadEvent extends UploadIdentity {
   eventName: string;
   size?: number;
 }
 
+/** An object or version removed: a delete marker, a deleted version, or (unversioned) the object itself. */
+export interface RemovalEvent {
+  eventName: string;
+  bucket: string;
+  key: string;
+  /** The delete marker's id (DeleteMarkerCreated) or the removed version's id (Delete of a version). */
+  versionId?: string;
+  sequencer?: string;
+}
+
+export type BucketChange = { kind: 'created'; upload: UploadEvent } | { kind: 'removed'; removal: RemovalEvent };
+
 /**
- * The uploads in one SQS message body (an S3 event notification). Throws with a clear message for a body that
- * is not one; a test event yields no uploads.
+ * The changes in one SQS message body (an S3 event notification). Throws with a clear, bounded message for a body
+ * that is not one; a test event, and event types this product does not act on, yield nothing.
  */
-export function uploadsInMessage(body: string): UploadEvent[] {
+export function changesInMessage(body: string): BucketChange[] {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -42,13 +55,28 @@ export function uploadsInMessage(body: string): UploadEvent[] {
   // S3 sends one test event when a notification is configured; it names no object.
   if ((json as { Event?: unknown } | null)?.Event === 's3:TestEvent') return [];
   const parsed = checkAgainst(S3NotificationSchema, json);
-  if (!parsed.ok) throw new Error(`message body is not an S3 event notification: ${parsed.problems.join('; ')}`);
-  return parsed.value.Records.filter((r) => r.eventName.startsWith('ObjectCreated:')).map((r) => ({
-    eventName: r.eventName,
-    bucket: r.s3.bucket.name,
-    key: decodeS3Key(r.s3.object.key),
-    ...(r.s3.object.versionId ? { versionId: r.s3.object.versionId } : {}),
-    ...(r.s3.object.eTag ? { eTag: r.s3.object.eTag } : {}),
-    ...(r.s3.object.size !== undefined ? { size: r.s3.object.size } : {}),
-  }));
+  if (!parsed.ok) throw new Error(`message body is not an S3 event notification: ${summarizeProblems(parsed.problems)}`);
+  return parsed.value.Records.flatMap((r): BucketChange[] => {
+    const object = r.s3.object;
+    const common = {
+      eventName: r.eventName,
+      bucket: r.s3.bucket.name,
+      key: decodeS3Key(object.key),
+      ...(object.versionId ? { versionId: object.versionId } : {}),
+      ...(object.sequencer ? { sequencer: object.sequencer } : {}),
+    };
+    if (r.eventName.startsWith('ObjectCreated:')) {
+      const eTag = object.eTag?.replace(/"/g, '');
+      return [{ kind: 'created', upload: { ...common, ...(eTag ? { eTag } : {}), ...(object.size !== undefined ? { size: object.size } : {}) } }];
+    }
+    if (r.eventName.startsWith('ObjectRemoved:')) return [{ kind: 'removed', removal: common }];
+    return [];
+  });
+}
+
+/** S3 sequencers order events for one key: as AWS documents, right-pad the shorter with zeros, then compare. */
+export function compareSequencers(a: string, b: string): number {
+  const width = Math.max(a.length, b.length);
+  const [x, y] = [a.toUpperCase().padEnd(width, '0'), b.toUpperCase().padEnd(width, '0')];
+  return x < y ? -1 : x > y ? 1 : 0;
 }

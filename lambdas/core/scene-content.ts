@@ -1,7 +1,8 @@
 import { posix } from 'node:path';
 import * as z from 'zod/mini';
 import type { Routing } from './config.js';
-import { checkAgainst } from './validation.js';
+import { routeFor } from './routing.js';
+import { checkAgainst, checkEach, clip, quote, summarizeProblems } from './validation.js';
 import type { SceneFormat } from './scale/schemas.js';
 import type { SceneRef } from './scene-identity.js';
 import type { ObjectHead, SceneObjects } from './scene-objects.js';
@@ -44,22 +45,48 @@ async function checkSfs(ref: SceneRef, head: { size: number }, objects: SceneObj
   }
 }
 
-const ManifestSchema = z.object({ frames: z.array(z.string().check(z.minLength(1, 'must not be empty'))) });
+const ManifestSchema = z.object({ frames: z.array(z.unknown(), { error: 'expected an array of frame keys' }) });
+const FrameEntrySchema = z.string({ error: 'expected a key (string)' }).check(z.minLength(1, 'must not be empty'));
 
 /**
- * Resolves a manifest entry to a key in the manifest's bucket: a leading '/' is from the bucket's root, anything
- * else from the manifest's folder. Undefined when it is not a key of this bucket (a URL, or '..' above the root).
+ * Where a manifest's frames may live: its own folder, or (widened by `frameScope: "route"`) the prefix of the
+ * route it matched. Ends with '/' unless it is a route prefix that does not; '' is the bucket's root.
  */
-export function resolveFrameKey(manifestKey: string, entry: string): string | undefined {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) return undefined;
-  const joined = entry.startsWith('/') ? entry : posix.join(posix.dirname(manifestKey), entry);
-  const normal = posix.normalize(joined).replace(/^\/+/, '');
-  if (normal.startsWith('../') || normal === '..' || normal === '.' || normal === '') return undefined;
-  return normal;
+export function frameScopeOf(manifestKey: string, routing: Routing): string {
+  const folder = posix.dirname(manifestKey) === '.' ? '' : `${posix.dirname(manifestKey)}/`;
+  if (routing.frameScope !== 'route') return folder;
+  return routeFor(manifestKey, routing).route ?? folder;
 }
 
-/** Parses a manifest's text into frame keys, or says what is wrong with it. */
-export function parseFrameManifest(text: string, manifestKey: string, maxFrames: number): { frames: string[] } | { problem: string } {
+/**
+ * Resolves a manifest entry to a key of the manifest's bucket inside `scope`: relative to the manifest's folder,
+ * or to the scope's root when it starts with '/'. Undefined when it is not a key there (a URL, or a path that
+ * climbs out of the scope): write access to one prefix must never expose another's objects.
+ */
+export function resolveFrameKey(manifestKey: string, entry: string, scope: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(entry) || entry.includes('\\') || entry.includes('\0')) return undefined;
+  const base = entry.startsWith('/') ? `/${scope}` : `/${posix.dirname(manifestKey)}/`;
+  const normal = posix.normalize(posix.join(base, entry));
+  // Normalizing from an absolute base clamps '..' at the root, so compare against the scope, not for '..'.
+  const key = normal.slice(1);
+  if (key === '' || key.endsWith('/') || !key.startsWith(scope) || key === scope) return undefined;
+  // Climbing out and back in ("../own-folder/x") is fine; climbing above the bucket's root is not.
+  if (climbsAboveRoot(posix.dirname(manifestKey), entry)) return undefined;
+  return key;
+}
+
+function climbsAboveRoot(folder: string, entry: string): boolean {
+  let depth = entry.startsWith('/') ? 0 : folder === '.' ? 0 : folder.split('/').length;
+  for (const part of entry.split('/')) {
+    if (part === '..') depth--;
+    else if (part !== '' && part !== '.') depth++;
+    if (depth < 0) return true;
+  }
+  return false;
+}
+
+/** Parses a manifest's text into frame keys inside `scope`, or says what is wrong with it (bounded). */
+export function parseFrameManifest(text: string, manifestKey: string, maxFrames: number, scope: string): { frames: string[] } | { problem: string } {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -67,17 +94,21 @@ export function parseFrameManifest(text: string, manifestKey: string, maxFrames:
     return { problem: 'the frame manifest is not valid JSON; expected {"frames": ["<key>", …]}' };
   }
   const parsed = checkAgainst(ManifestSchema, json);
-  if (!parsed.ok) return { problem: `the frame manifest is not {"frames": ["<key>", …]}: ${parsed.problems.join('; ')}` };
+  if (!parsed.ok) return { problem: `the frame manifest is not {"frames": ["<key>", …]}: ${summarizeProblems(parsed.problems)}` };
   const entries = parsed.value.frames;
   if (entries.length === 0) return { problem: 'the frame manifest lists no frames' };
+  // Counted before anything else is checked, so a huge list costs nothing more.
   if (entries.length > maxFrames) return { problem: `the frame manifest lists ${entries.length} frames; at most ${maxFrames} are allowed` };
+  const strings = checkEach(FrameEntrySchema, entries, 'frames');
+  if (!strings.ok) return { problem: `the frame manifest is not {"frames": ["<key>", …]}: ${strings.failed} of ${entries.length} entries are invalid: ${summarizeProblems(strings.problems, undefined, strings.failed)}` };
   const frames: string[] = [];
   const seen = new Map<string, number>();
-  for (const [i, entry] of entries.entries()) {
-    const key = resolveFrameKey(manifestKey, entry);
-    if (key === undefined) return { problem: `frames[${i}] ${JSON.stringify(entry)} is not a key in the manifest's bucket` };
+  const where = scope === '' ? 'the bucket' : `${quote(scope, 200)}`;
+  for (const [i, entry] of strings.value.entries()) {
+    const key = resolveFrameKey(manifestKey, entry, scope);
+    if (key === undefined) return { problem: `frames[${i}] ${quote(entry, 200)} is not a key inside ${where}; frames must stay within the manifest's ${scope === '' ? 'bucket' : 'scope'}` };
     const first = seen.get(key);
-    if (first !== undefined) return { problem: `frames[${i}] repeats frames[${first}] (${key})` };
+    if (first !== undefined) return { problem: `frames[${i}] repeats frames[${first}] (${quote(key, 200)})` };
     seen.set(key, i);
     frames.push(key);
   }
@@ -90,7 +121,7 @@ async function checkFrameManifest(ref: SceneRef, head: { size: number }, objects
   }
   const chunks: Uint8Array[] = [];
   for await (const chunk of await objects.readPrefix(ref, head.size)) chunks.push(chunk);
-  const manifest = parseFrameManifest(Buffer.concat(chunks).toString('utf8'), ref.key, routing.maxFrames);
+  const manifest = parseFrameManifest(Buffer.concat(chunks).toString('utf8'), ref.key, routing.maxFrames, frameScopeOf(ref.key, routing));
   if ('problem' in manifest) return { ok: false, reason: manifest.problem };
 
   const heads = await mapLimited(manifest.frames, FRAME_HEAD_CONCURRENCY, (key) => objects.head({ bucket: ref.bucket, key }));
@@ -98,7 +129,7 @@ async function checkFrameManifest(ref: SceneRef, head: { size: number }, objects
   const empty = manifest.frames.filter((_, i) => { const h = heads[i]!; return h.exists && h.size === 0; });
   if (missing.length > 0 || empty.length > 0) {
     const name = (keys: string[], what: string) =>
-      keys.length === 0 ? [] : [`${keys.length} ${what}: ${keys.slice(0, NAMED_FRAMES).join(', ')}${keys.length > NAMED_FRAMES ? `, and ${keys.length - NAMED_FRAMES} more` : ''}`];
+      keys.length === 0 ? [] : [`${keys.length} ${what}: ${keys.slice(0, NAMED_FRAMES).map((k) => clip(k, 120)).join(', ')}${keys.length > NAMED_FRAMES ? `, and ${keys.length - NAMED_FRAMES} more` : ''}`];
     return { ok: false, reason: `frames missing or empty — ${[...name(missing, 'missing'), ...name(empty, 'empty')].join('; ')}` };
   }
   const attachments = manifest.frames.map((key, i) => {

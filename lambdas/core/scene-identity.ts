@@ -9,13 +9,26 @@ export interface SceneRef {
   eTag?: string;
 }
 
+/** What S3's event says about one upload: enough to tell it from every other upload of the same key. */
+export interface UploadIdentity extends SceneRef {
+  /** S3's per-key event order (hex); identifies a write where there is no real versionId. */
+  sequencer?: string;
+}
+
+/** A versionId that names one version. "null" is what S3 gives every write while versioning is off or suspended. */
+export function isRealVersionId(versionId: string | undefined): versionId is string {
+  return versionId !== undefined && versionId !== '' && versionId !== 'null';
+}
+
 /**
- * The id of one upload: a stable digest of bucket, key and version (ETag when unversioned). Sent to Scale as
- * unique_id, so a second delivery of the same upload cannot create a second task.
+ * The id of one upload: a digest of bucket, key and version, or — where the bucket gives no real version (never
+ * versioned, suspended: "null") — of the event's sequencer and ETag, so a re-upload of the same bytes is a new
+ * upload and a redelivered event is not. Sent to Scale as unique_id: a second delivery cannot create a second task.
  */
-export function sceneUniqueId(ref: SceneRef): string {
-  const version = ref.versionId ? `v:${ref.versionId}` : ref.eTag ? `e:${ref.eTag.replace(/"/g, '')}` : undefined;
-  if (!version) throw new Error(`cannot identify s3://${ref.bucket}/${ref.key}: neither versionId nor ETag is known`);
+export function sceneUniqueId(ref: UploadIdentity): string {
+  const eTag = ref.eTag?.replace(/"/g, '');
+  const version = isRealVersionId(ref.versionId) ? `v:${ref.versionId}` : ref.sequencer && eTag ? `s:${ref.sequencer}:e:${eTag}` : undefined;
+  if (!version) throw new Error(`cannot identify an upload of s3://${ref.bucket}/${ref.key}: the event has neither a versionId nor a sequencer and ETag`);
   const digest = createHash('sha256').update(JSON.stringify([ref.bucket, ref.key, version])).digest('hex');
   return `sfs-${digest.slice(0, 40)}`;
 }

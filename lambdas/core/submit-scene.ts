@@ -1,19 +1,27 @@
+import { randomUUID } from 'node:crypto';
 import type { Routing } from './config.js';
 import { routeFor } from './routing.js';
+import { cancelOpenTask, type CancelOutcome } from './cancel-on-delete.js';
 import type { CreatedTask } from './scale/client.js';
 import { ScaleApiError, ScaleRequestInvalidError } from './scale/errors.js';
-import type { CreateMultistageTaskRequest } from './scale/schemas.js';
+import type { CreateMultistageTaskRequest, ScaleTask } from './scale/schemas.js';
 import { checkSceneContent, sceneFormatOf } from './scene-content.js';
-import { callbackUrlFor, sceneUniqueId } from './scene-identity.js';
-import type { SceneObjects } from './scene-objects.js';
+import { callbackUrlFor, isRealVersionId, sceneUniqueId } from './scene-identity.js';
+import type { ObjectHead, SceneObjects } from './scene-objects.js';
 import type { UploadEvent } from './s3-event.js';
+import { isScaleAuthFailure } from './failures.js';
 import type { TaskStatus } from './task-record.js';
 import type { SceneSource, TaskStore } from './task-store.js';
+import { boundText, clip } from './validation.js';
 
 export interface SubmitDeps {
   objects: SceneObjects;
   store: TaskStore;
-  scale: { createMultistageTask(request: CreateMultistageTaskRequest): Promise<CreatedTask> };
+  scale: {
+    createMultistageTask(request: CreateMultistageTaskRequest): Promise<CreatedTask>;
+    findTaskByUniqueId(uniqueId: string): Promise<ScaleTask | undefined>;
+    cancelTask(taskId: string): Promise<ScaleTask>;
+  };
   routing: Routing;
   callbackBaseUrl: string;
   signingKey: string;
@@ -23,43 +31,63 @@ export interface SubmitDeps {
 export type SubmitOutcome =
   | { kind: 'submitted'; uniqueId: string; taskId: string; adopted: boolean }
   | { kind: 'rejected'; uniqueId: string; reason: string }
-  | { kind: 'create_failed'; uniqueId: string; message: string }
-  | { kind: 'skipped'; uniqueId: string; status: TaskStatus };
+  | { kind: 'create_failed'; uniqueId: string; scaleStatus?: number; scaleMessage: string }
+  | { kind: 'skipped'; uniqueId: string; status: TaskStatus }
+  | CancelOutcome;
+
+/** What the record keeps of an upload, from its S3 event alone (never from a later HEAD, which may see a newer one). */
+export function sceneSourceOf(upload: UploadEvent, routing: Routing): SceneSource {
+  return {
+    uniqueId: sceneUniqueId(upload),
+    bucket: upload.bucket,
+    key: upload.key,
+    versionId: upload.versionId,
+    eTag: upload.eTag,
+    sequencer: upload.sequencer,
+    size: upload.size,
+    sceneFormat: sceneFormatOf(upload.key, routing),
+  };
+}
 
 /**
- * Turns one upload (an .sfs scene or a frame manifest) into at most one Scale task. Permanent problems
- * (vanished, empty or invalid scene, missing frames; Scale refusing the task) are recorded and returned;
- * transient ones (AWS errors, Scale 429/5xx/timeouts) are thrown so the queue delivers the message again.
+ * Turns one upload (an .sfs scene or a frame manifest) into at most one Scale task. Permanent problems (deleted
+ * or replaced before processing, empty or invalid scene, bad manifest; Scale refusing the task) are recorded and
+ * returned; everything that may heal (AWS errors, Scale 401/403/408/429/5xx, timeouts) is thrown so the queue
+ * delivers the message again.
  */
 export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promise<SubmitOutcome> {
   const now = () => (deps.now?.() ?? new Date()).toISOString();
-  const head = await deps.objects.head(upload);
-  const ref = {
-    bucket: upload.bucket,
-    key: upload.key,
-    versionId: upload.versionId ?? (head.exists ? head.versionId : undefined),
-    eTag: upload.eTag ?? (head.exists ? head.eTag : undefined),
-  };
-  const uniqueId = sceneUniqueId(ref);
-  const sceneFormat = sceneFormatOf(upload.key, deps.routing);
-  const source: SceneSource = { uniqueId, ...ref, size: head.exists ? head.size : upload.size, sceneFormat };
-  const reject = async (reason: string): Promise<SubmitOutcome> => {
-    await deps.store.recordRejection(source, reason, now());
-    return { kind: 'rejected', uniqueId, reason };
-  };
-
-  if (!head.exists) return reject('the object no longer exists (deleted before it was processed)');
-  if (!upload.versionId && upload.eTag && head.eTag && head.eTag !== upload.eTag) {
-    return reject('the object was overwritten before it was processed; the newer upload is processed on its own');
-  }
-  if (head.size === 0) return reject('the object is empty (0 bytes)');
-
-  // Claim the upload before reading its content, so a repeated delivery costs one conditional write, not a
-  // header read (or a HEAD per frame).
+  const source = sceneSourceOf(upload, deps.routing);
+  const { uniqueId } = source;
   const settings = routeFor(upload.key, deps.routing);
-  const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, now());
-  if (started !== 'started') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
-  const content = await checkSceneContent(ref, sceneFormat, head, deps.objects, deps.routing);
+
+  // Claim first: a repeated delivery costs one conditional write, and only this claim may end the upload.
+  const claimId = randomUUID();
+  const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, claimId, now());
+  if (typeof started === 'object') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
+  const reject = async (reason: string): Promise<SubmitOutcome> => {
+    const bounded = boundText(reason);
+    await deps.store.recordRejection(uniqueId, claimId, bounded, now());
+    return { kind: 'rejected', uniqueId, reason: bounded };
+  };
+
+  // Deletes win: only the object's current version is sent, so a delete marker or a newer upload stops this one.
+  const current = await deps.objects.head({ bucket: upload.bucket, key: upload.key });
+  const gone = async (why: string): Promise<SubmitOutcome> => {
+    // An earlier delivery may have created the task and lost the answer: deletes win, so that task is canceled.
+    const earlier = started === 'resumed' ? await deps.scale.findTaskByUniqueId(uniqueId) : undefined;
+    if (!earlier) return reject(`${why}; nothing was sent to Scale`);
+    await deps.store.recordSubmitted(uniqueId, { taskId: earlier.task_id, attachmentPinned: isRealVersionId(upload.versionId), adopted: true }, now());
+    return cancelOpenTask(uniqueId, earlier.task_id, `${why}; the task an earlier delivery had created was canceled at Scale`, deps);
+  };
+  if (!current.exists) return gone('the object was deleted before it was processed (its current version is a delete marker, or it is gone)');
+  const superseded = supersededBy(upload, current);
+  if (superseded) return gone(superseded);
+  if (current.size === 0) return reject('the object is empty (0 bytes)');
+
+  const pinned = isRealVersionId(upload.versionId);
+  const ref = { bucket: upload.bucket, key: upload.key, ...(pinned ? { versionId: upload.versionId } : {}), ...(upload.eTag ? { eTag: upload.eTag } : {}) };
+  const content = await checkSceneContent(ref, source.sceneFormat, current, deps.objects, deps.routing);
   if (!content.ok) return reject(content.reason);
 
   const presigned = await Promise.all(content.attachments.map((attachment) => deps.objects.presign(attachment, deps.routing.presignExpiresSeconds)));
@@ -76,20 +104,33 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     unique_id: uniqueId,
     callback_url: callbackUrlFor(deps.callbackBaseUrl, uniqueId, deps.signingKey),
     clear_unique_id_on_error: deps.routing.clearUniqueIdOnError,
-    metadata: { source: { bucket: ref.bucket, key: ref.key, versionId: ref.versionId, eTag: ref.eTag, size: head.size, frameCount: content.frameCount } },
+    metadata: { source: { bucket: ref.bucket, key: ref.key, versionId: upload.versionId, eTag: upload.eTag, sequencer: upload.sequencer, size: current.size, frameCount: content.frameCount } },
   };
 
   let created: CreatedTask;
   try {
     created = await deps.scale.createMultistageTask(request);
   } catch (err) {
-    const permanent = err instanceof ScaleRequestInvalidError || (err instanceof ScaleApiError && !err.retryable);
+    // A refused key is configuration, not this upload's fault: thrown, so the upload waits for the fix.
+    const permanent = err instanceof ScaleRequestInvalidError || (err instanceof ScaleApiError && !err.retryable && !isScaleAuthFailure(err));
     if (!permanent) throw err;
-    const error = err instanceof ScaleApiError ? { status: err.status, message: err.scaleMessage ?? err.message } : { message: err.message };
-    await deps.store.recordCreateFailure(uniqueId, error, now());
-    return { kind: 'create_failed', uniqueId, message: error.message };
+    const error = err instanceof ScaleApiError ? { status: err.status, message: boundText(err.scaleMessage ?? err.message) } : { message: boundText(err.message) };
+    await deps.store.recordCreateFailure(uniqueId, claimId, error, now());
+    return { kind: 'create_failed', uniqueId, scaleStatus: error.status, scaleMessage: error.message };
   }
-  const submitted = { taskId: created.task.task_id, attachmentExpiresAt: attachmentExpiresAt.toISOString(), adopted: created.adopted, frameCount: content.frameCount };
+  const attachmentPinned = pinned && content.attachments.every((a) => isRealVersionId(a.versionId));
+  const submitted = { taskId: created.task.task_id, attachmentExpiresAt: attachmentExpiresAt.toISOString(), attachmentPinned, adopted: created.adopted, frameCount: content.frameCount };
   await deps.store.recordSubmitted(uniqueId, submitted, now());
   return { kind: 'submitted', uniqueId, taskId: created.task.task_id, adopted: created.adopted };
+}
+
+/** Why this upload is no longer the object's current content, or undefined while it is. */
+function supersededBy(upload: UploadEvent, current: Extract<ObjectHead, { exists: true }>): string | undefined {
+  if (isRealVersionId(upload.versionId)) {
+    if (current.versionId === upload.versionId) return undefined;
+    return `a newer version (${clip(current.versionId ?? 'unknown', 80)}) replaced this one before it was processed (the newer upload gets its own task)`;
+  }
+  // No real version: the content is what identifies it.
+  if (upload.eTag && current.eTag && current.eTag !== upload.eTag) return 'the object was overwritten before it was processed (the newer upload gets its own task)';
+  return undefined;
 }

@@ -5,10 +5,14 @@ import * as z from 'zod/mini';
  * - submitting: accepted, a Scale task is being created
  * - pending: Scale has the task (also after a recall from completed)
  * - completed / error / canceled: as Scale last reported by callback
- * - rejected: never sent to Scale (object vanished, empty, or not a valid scene); see `reason`
+ * - canceled: also when the object was deleted while its task was still pending (see `reason`)
+ * - rejected: never sent to Scale (deleted or replaced before it was processed, empty, not a valid scene, bad
+ *   manifest); see `reason`
  * - create_failed: Scale refused the task permanently (a 4xx such as an unknown project); see `scaleError`
+ * - failed: every delivery failed on something that may heal (Scale down, a wrong API key, AWS errors); the
+ *   message is in the dead-letter queue; see `lastError`. A redrive or retry resumes it.
  */
-export const TASK_STATUSES = ['submitting', 'pending', 'completed', 'error', 'canceled', 'rejected', 'create_failed'] as const;
+export const TASK_STATUSES = ['submitting', 'pending', 'completed', 'error', 'canceled', 'rejected', 'create_failed', 'failed'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 /** Statuses Scale reports in callbacks, which the record takes over. */
@@ -26,6 +30,8 @@ export const TaskRecordSchema = z.object({
   key: z.string(),
   versionId: z.optional(z.string()),
   eTag: z.optional(z.string()),
+  /** S3's event sequencer of the upload: orders uploads and deletes of one key. */
+  sequencer: z.optional(z.string()),
   size: z.optional(z.number()),
   sceneFormat: z.enum(['sensor_fusion', 'split_base64']),
   project: z.optional(z.string()),
@@ -40,8 +46,20 @@ export const TaskRecordSchema = z.object({
   /** When the presigned attachment URL stops working (the earlier of its lifetime and the signer's credentials). */
   attachmentExpiresAt: z.optional(z.string()),
   adopted: z.optional(z.boolean()),
+  /**
+   * True when the attachment URL names the exact version that was checked. False where the bucket gives no real
+   * versionId (unversioned or suspended): an overwrite after submission would be what Scale downloads.
+   */
+  attachmentPinned: z.optional(z.boolean()),
   reason: z.optional(z.string()),
   scaleError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
+  /** Deliveries of the upload's message that failed so far, and the newest failure (bounded). */
+  attempts: z.optional(z.number()),
+  lastError: z.optional(z.string()),
+  /** Scale refused to cancel the task of a deleted object (e.g. already completed). */
+  cancelError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
+  /** Internal: which delivery holds the submission, so a stale one cannot overwrite a newer outcome. */
+  claimId: z.optional(z.string()),
   scaleStatus: z.optional(z.string()),
   /** The task's own updated_at of the newest callback applied: what orders callbacks. */
   scaleUpdatedAt: z.optional(z.string()),

@@ -1,6 +1,6 @@
 import type { ScaleTaskStatus, TaskRecord, TaskStatus } from './task-record.js';
 
-export type SceneSource = Pick<TaskRecord, 'uniqueId' | 'bucket' | 'key' | 'versionId' | 'eTag' | 'size' | 'sceneFormat'>;
+export type SceneSource = Pick<TaskRecord, 'uniqueId' | 'bucket' | 'key' | 'versionId' | 'eTag' | 'sequencer' | 'size' | 'sceneFormat'>;
 
 export interface Submission extends SceneSource {
   project: string;
@@ -10,10 +10,21 @@ export interface Submission extends SceneSource {
 
 export interface SubmittedTask {
   taskId: string;
-  attachmentExpiresAt: string;
+  /** Absent for a task an earlier delivery created, whose URL is not known. */
+  attachmentExpiresAt?: string;
+  attachmentPinned: boolean;
   adopted: boolean;
   /** For a frame scene: how many frames it has. */
   frameCount?: number;
+}
+
+export interface FailedAttempt {
+  /** This delivery's receive count. */
+  attempt: number;
+  /** Bounded description of what went wrong. */
+  error: string;
+  /** The last delivery before the dead-letter queue: the record becomes 'failed'. */
+  terminal: boolean;
 }
 
 export interface CallbackUpdate {
@@ -30,19 +41,37 @@ export interface CallbackUpdate {
   source: Omit<SceneSource, 'uniqueId'> & { project?: string; frameCount?: number };
 }
 
-/** The port the core writes through. Implementations never decide business rules, they enforce these ones. */
+/**
+ * The port the core writes through. Implementations never decide business rules, they enforce these ones:
+ * - a submission is claimed by one delivery (`claimId`); only the current claim may end it as rejected or
+ *   create_failed, so a stale delivery never overwrites a newer outcome;
+ * - a task in hand is always recorded: nothing but a record that already names a task stops `recordSubmitted`,
+ *   so no rejection can hide a task that was created.
+ */
 export interface TaskStore {
   /**
-   * Records 'submitting' unless the upload already got further. Returns 'started', or the status that stops it
+   * Claims the upload for this delivery ('submitting') unless it already got further. Returns 'started' (first
+   * claim), 'resumed' (an earlier delivery had claimed it and may have reached Scale), or the status that stops it
    * (a task exists, or the scene was rejected).
    */
-  startSubmission(submission: Submission, now: string): Promise<'started' | { alreadyAt: TaskStatus }>;
-  /** Records 'rejected' with its reason, unless the upload already has a task. */
-  recordRejection(source: SceneSource, reason: string, now: string): Promise<void>;
-  /** Records 'create_failed' with Scale's error, unless the upload already has a task. */
-  recordCreateFailure(uniqueId: string, error: { status?: number; message: string }, now: string): Promise<void>;
-  /** Records 'pending' with the task id, unless a callback already moved it on. */
+  startSubmission(submission: Submission, claimId: string, now: string): Promise<'started' | 'resumed' | { alreadyAt: TaskStatus }>;
+  /** Records 'rejected' with its reason, if this delivery still holds the claim and no task is recorded. */
+  recordRejection(uniqueId: string, claimId: string, reason: string, now: string): Promise<void>;
+  /** Records 'create_failed' with Scale's error, if this delivery still holds the claim and no task is recorded. */
+  recordCreateFailure(uniqueId: string, claimId: string, error: { status?: number; message: string }, now: string): Promise<void>;
+  /** Records 'pending' with the task id, unless the record already names a task (a callback got there first). */
   recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<void>;
+  /**
+   * Counts a failed delivery and keeps its error; on the terminal one the record becomes 'failed'. Only while the
+   * upload is unfinished (absent, submitting or failed): never over an outcome.
+   */
+  recordFailedAttempt(source: SceneSource, failure: FailedAttempt, now: string): Promise<void>;
+  /** Every record of one object key in a bucket (all its versions), newest first; at most `limit`. */
+  findByKey(bucket: string, key: string, limit?: number): Promise<TaskRecord[]>;
+  /** Records 'canceled' after Scale cancelled the task, unless a newer state from Scale is already recorded. */
+  recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; reason: string }, now: string): Promise<'applied' | 'stale'>;
+  /** Keeps Scale's refusal to cancel (e.g. the task is already completed); the status stays as Scale reports. */
+  recordCancelRefused(uniqueId: string, error: { status?: number; message: string }, now: string): Promise<void>;
   /** Applies a callback if it is newer than what is stored; 'stale' when it is not (it is still counted). */
   applyCallback(update: CallbackUpdate, now: string): Promise<'applied' | 'stale'>;
 }

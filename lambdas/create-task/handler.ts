@@ -2,14 +2,16 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { cancelOnDelete } from '../core/cancel-on-delete.js';
 import { parseConfig, requireEnv, RoutingSchema } from '../core/config.js';
 import { documentClient, DynamoTaskStore } from '../core/dynamo-task-store.js';
+import { describeFailure } from '../core/failures.js';
 import { logger } from '../core/logger.js';
-import { uploadsInMessage } from '../core/s3-event.js';
+import { changesInMessage, type BucketChange } from '../core/s3-event.js';
 import { ScaleClient } from '../core/scale/client.js';
 import { S3SceneObjects } from '../core/scene-objects.js';
 import { readSecret } from '../core/secrets.js';
-import { submitScene } from '../core/submit-scene.js';
+import { sceneSourceOf, submitScene } from '../core/submit-scene.js';
 
 // Cold start: configuration errors surface here, naming the variable or key.
 const routing = parseConfig(RoutingSchema, JSON.parse(requireEnv('ROUTING')), 'ROUTING environment variable');
@@ -17,35 +19,58 @@ const callbackBaseUrl = requireEnv('CALLBACK_URL');
 const scaleApiUrl = requireEnv('SCALE_API_URL');
 const apiKeySecret = requireEnv('SCALE_API_KEY_SECRET_ID');
 const signingSecret = requireEnv('CALLBACK_SIGNING_SECRET_ID');
+const maxReceiveCount = Number(requireEnv('MAX_RECEIVE_COUNT'));
+const cancelOnDeleteEnabled = requireEnv('CANCEL_ON_DELETE') === 'true';
 const objects = new S3SceneObjects(new S3Client({}));
 const store = new DynamoTaskStore(documentClient(new DynamoDBClient({})), requireEnv('TASKS_TABLE'));
 const processor = new BatchProcessor(EventType.SQS);
 
-async function handleMessage(record: SQSRecord): Promise<void> {
-  const [apiKey, signingKey] = await Promise.all([readSecret(apiKeySecret, 'the Scale API key'), readSecret(signingSecret, 'the callback signing key')]);
-  const scale = new ScaleClient({
-    apiKey,
-    baseUrl: scaleApiUrl,
-    onRetry: (notice) => logger.warn('retrying Scale call', { ...notice }),
-  });
-  for (const upload of uploadsInMessage(record.body)) {
-    const outcome = await submitScene(upload, { objects, store, scale, routing, callbackBaseUrl, signingKey });
-    logger.info(`upload ${outcome.kind}`, { messageId: record.messageId, bucket: upload.bucket, key: upload.key, ...outcome });
-  }
+/** Time kept back from the invocation's deadline to record outcomes after the last Scale call: 5 s, or a fifth. */
+const reserveMs = (remainingMs: number) => Math.min(5_000, remainingMs / 5);
+/** Every Scale call of this invocation ends by then (one invocation at a time per instance). */
+let deadline = Infinity;
+
+async function scaleClient(): Promise<ScaleClient> {
+  const apiKey = await readSecret(apiKeySecret, 'the Scale API key');
+  return new ScaleClient({ apiKey, baseUrl: scaleApiUrl, deadline, onRetry: (notice) => logger.warn('retrying Scale call', { ...notice }) });
+}
+
+async function applyChange(change: BucketChange): Promise<Record<string, unknown>> {
+  if (change.kind === 'removed') return cancelOnDelete(change.removal, { store, scale: await scaleClient(), cancelOnDelete: cancelOnDeleteEnabled });
+  const [scale, signingKey] = await Promise.all([scaleClient(), readSecret(signingSecret, 'the callback signing key')]);
+  return submitScene(change.upload, { objects, store, scale, routing, callbackBaseUrl, signingKey });
 }
 
 async function recordHandler(record: SQSRecord): Promise<void> {
-  try {
-    await handleMessage(record);
-  } catch (err) {
-    // Only this message is reported failed: SQS delivers it again, then parks it in the dead-letter queue.
-    logger.error('message failed; it will be retried', { messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount, error: err as Error });
-    throw err;
+  // A body that is not an S3 notification throws here: retried, then parked in the dead-letter queue.
+  const changes = changesInMessage(record.body);
+  const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+  const terminal = attempt >= maxReceiveCount;
+  for (const change of changes) {
+    const object = change.kind === 'created' ? change.upload : change.removal;
+    const where = { messageId: record.messageId, event: object.eventName, bucket: object.bucket, key: object.key, versionId: object.versionId };
+    try {
+      const outcome = await applyChange(change);
+      logger.info(`${change.kind === 'created' ? 'upload' : 'removal'} ${String(outcome.kind)}`, { ...where, ...outcome });
+    } catch (err) {
+      const failure = describeFailure(err);
+      if (change.kind === 'created') {
+        // The record shows every failed attempt; the last one before the dead-letter queue marks it 'failed'.
+        await store
+          .recordFailedAttempt(sceneSourceOf(change.upload, routing), { attempt, error: failure.message, terminal }, new Date().toISOString())
+          .catch((recordErr: unknown) => logger.error('could not record the failed attempt', { ...where, error: recordErr as Error }));
+      }
+      const what = terminal ? `gave up after ${attempt} deliveries; the message goes to the dead-letter queue` : 'failed; the message will be delivered again';
+      logger.error(`${change.kind === 'created' ? 'upload' : 'removal'} ${what}`, { ...where, attempt, maxReceiveCount, failureKind: failure.kind, error: failure.message });
+      throw err;
+    }
   }
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   logger.addContext(context);
+  const remainingMs = context.getRemainingTimeInMillis();
+  deadline = Math.floor(Date.now() + remainingMs - reserveMs(remainingMs));
   // Every record failed: still answer with the list rather than throwing, so the response is the same shape.
   return processPartialResponse(event, recordHandler, processor, { context, throwOnFullBatchFailure: false });
 };

@@ -3,6 +3,8 @@ import { z } from 'zod';
 /** How the simulator behaves and misbehaves; every field can be changed at run time via POST /_simulator/config. */
 export const SimulatorConfigSchema = z
   .object({
+    /** Time a new task waits, pending with no work started (so it can still be canceled), before its downloads. */
+    startDelayMs: z.number().int().min(0).default(0),
     /** Delay between a successful download and completion. */
     completionDelayMs: z.number().int().min(0).default(50),
     downloadTimeoutMs: z.number().int().min(1).default(5_000),
@@ -33,6 +35,13 @@ export const SimulatorConfigSchema = z
     auditBeforeCompletion: z.boolean().default(false),
     /** After the completion callback, recall the task (completed -> pending) and call back again. */
     recallAfterCompletion: z.boolean().default(false),
+    /** Give an audit (auditBeforeCompletion) or recall (recallAfterCompletion) exactly the completion's updated_at. */
+    equalTimestamps: z.boolean().default(false),
+    /**
+     * Answer every API request with this status, as Scale does once the key is revoked or rotated; null serves
+     * normally. The control surface (/_simulator/...) is not affected.
+     */
+    refuseApiKey: z.union([z.literal(401), z.literal(403)]).nullable().default(null),
     /** Seed of the random faults, so a run can be repeated. */
     seed: z.number().int().default(1),
   })

@@ -1,13 +1,8 @@
-import { readSfsHeader } from '../../lambdas/core/sfs/reader.js';
 import type { CreateMultistageTaskRequest } from '../../lambdas/core/scale/schemas.js';
 import type { SimulatorConfig } from './config.js';
+import { attemptSignal, describeFetchError, downloadAttachment, isLoopbackUrl, type DownloadOutcome, type SceneFacts } from './downloads.js';
 
-export interface DownloadOutcome {
-  url: string;
-  statusCode?: number;
-  bytes?: number;
-  error?: string;
-}
+export type { DownloadOutcome } from './downloads.js';
 
 export interface CallbackAttempt {
   at: string;
@@ -58,7 +53,9 @@ export interface LifecycleContext {
   config: () => SimulatorConfig;
   callbackAuthKey: string;
   now: () => string;
+  /** Ends this task's work early: the simulator is closing, or the task was canceled. */
   signal: AbortSignal;
+  /** Waits, or returns early once `signal` fires. */
   sleep: (ms: number) => Promise<void>;
 }
 
@@ -86,8 +83,8 @@ export function newTask(request: CreateMultistageTaskRequest, taskId: string, no
 }
 
 /**
- * What Scale does after creation: download every attachment, then either fail the task (error + callback) or
- * complete it after a delay and call back, with the duplicates, audits and recalls the config asks for.
+ * What Scale does after creation: wait in the queue, download every attachment, then either fail the task (error +
+ * callback) or complete it after a delay and call back, with the duplicates, audits and recalls the config asks for.
  */
 export async function runTask(record: TaskRecord, ctx: LifecycleContext): Promise<void> {
   const { task } = record;
@@ -97,10 +94,14 @@ export async function runTask(record: TaskRecord, ctx: LifecycleContext): Promis
   const failures: Array<{ statusCode: number; url: string }> = [];
   let unreadable: string | undefined;
 
+  const startDelayMs = ctx.config().startDelayMs;
+  if (startDelayMs > 0) await ctx.sleep(startDelayMs);
   for (const url of attachments) {
-    const outcome = await download(url, format, ctx, facts);
+    if (ctx.signal.aborted) break;
+    const outcome = await downloadAttachment(url, format, facts, { signal: ctx.signal, timeoutMs: ctx.config().downloadTimeoutMs });
     record.downloads.push(outcome.download);
-    if (outcome.download.error !== undefined && outcome.download.statusCode === undefined) failures.push({ statusCode: 0, url });
+    // A download that broke off after its status line (timeout, reset) failed too, whatever the status said.
+    if (outcome.download.error !== undefined) failures.push({ statusCode: outcome.download.statusCode ?? 0, url });
     else if (outcome.download.statusCode !== undefined && (outcome.download.statusCode < 200 || outcome.download.statusCode > 299)) failures.push({ statusCode: outcome.download.statusCode, url });
     else if (outcome.unreadable && !unreadable) unreadable = outcome.unreadable;
   }
@@ -118,15 +119,20 @@ export async function runTask(record: TaskRecord, ctx: LifecycleContext): Promis
   await ctx.sleep(ctx.config().completionDelayMs);
   if (ctx.signal.aborted || task.status !== 'pending') return;
   task.status = 'completed';
-  task.completed_at = task.updated_at = ctx.now();
+  const completedAt = ctx.now();
+  task.completed_at = task.updated_at = completedAt;
   task.response = { annotations: { cuboids: facts.frames * 3, sensors_labeled: facts.sensors }, frames: facts.frames, bytes_read: facts.bytes };
   const config = ctx.config();
 
+  // With equalTimestamps the audit or recall carries the completion's very updated_at: a receiver ordering
+  // callbacks by updated_at meets a tie between two different bodies and must break it deterministically.
+  const laterEvent = () => (config.equalTimestamps ? completedAt : ctx.now());
   if (config.auditBeforeCompletion) {
-    // The audit is newer than the completion but reaches the receiver first.
+    // The audit is newer than the completion (or as new) but reaches the receiver first.
     const completed = snapshot(task);
-    task.audits = [{ action: 'approved', audited_by: 'simulator@scale.local', audit_time: ctx.now() }];
-    task.updated_at = (task.audits[0] as { audit_time: string }).audit_time;
+    const auditTime = laterEvent();
+    task.audits = [{ action: 'approved', audited_by: 'simulator@scale.local', audit_time: auditTime }];
+    task.updated_at = auditTime;
     await deliver(record, 'audit', ctx);
     await deliver(record, 'completed', ctx, completed);
   } else {
@@ -136,135 +142,28 @@ export async function runTask(record: TaskRecord, ctx: LifecycleContext): Promis
   if (config.recallAfterCompletion && !ctx.signal.aborted) {
     task.status = 'pending';
     task.completed_at = null;
-    task.updated_at = ctx.now();
+    task.updated_at = laterEvent();
     delete task.response;
     await deliver(record, 'recall', ctx);
   }
 }
 
-interface SceneFacts {
-  frames: number;
-  sensors: number;
-  bytes: number;
-}
-
-async function download(url: string, format: string, ctx: LifecycleContext, facts: SceneFacts): Promise<{ download: DownloadOutcome; unreadable?: string }> {
-  const { signal, done } = attemptSignal(ctx.signal, ctx.config().downloadTimeoutMs);
-  try {
-    return await downloadWith(url, format, signal, facts);
-  } finally {
-    done();
+/**
+ * Scale's cancel rule: only a task whose work has not started (pending) can be canceled; a completed or errored
+ * one is refused. Canceling a canceled task changes nothing and is not refused: Scale's own clients disagree
+ * on whether a second cancel is an error, and answering it like the first makes a lost answer safe to repeat.
+ * Returns why the cancel is refused, or undefined when the task is (now) canceled. Sends no callback: Scale
+ * lists no cancel event; the caller stops the task's work.
+ */
+export function cancelTask(task: SimTask, now: () => string): string | undefined {
+  if (task.status === 'completed' || task.status === 'error') {
+    return `Task ${task.task_id} is ${task.status} and can no longer be canceled; only pending tasks can be.`;
   }
-}
-
-/** A signal that fires on shutdown or after `timeoutMs`; `done` detaches it from the shutdown signal. */
-function attemptSignal(shutdown: AbortSignal, timeoutMs: number): { signal: AbortSignal; done: () => void } {
-  const controller = new AbortController();
-  const onShutdown = () => controller.abort(shutdown.reason);
-  shutdown.addEventListener('abort', onShutdown, { once: true });
-  const timer = setTimeout(() => controller.abort(new DOMException('timed out', 'TimeoutError')), timeoutMs);
-  return {
-    signal: controller.signal,
-    done: () => {
-      clearTimeout(timer);
-      shutdown.removeEventListener('abort', onShutdown);
-    },
-  };
-}
-
-/** The simulator only ever reaches this machine: a test or demo can never make it call out. */
-export function isLoopbackUrl(url: string): boolean {
-  try {
-    const { hostname } = new URL(url);
-    return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
-  } catch {
-    return false;
-  }
-}
-
-async function downloadWith(url: string, format: string, signal: AbortSignal, facts: SceneFacts): Promise<{ download: DownloadOutcome; unreadable?: string }> {
-  if (!isLoopbackUrl(url)) return { download: { url, error: 'refused: the simulator only downloads from loopback addresses' } };
-  let response: Response;
-  try {
-    response = await fetch(url, { signal });
-  } catch (err) {
-    return { download: { url, error: describeFetchError(err) } };
-  }
-  if (!response.ok || !response.body) {
-    await response.body?.cancel();
-    return { download: { url, statusCode: response.status } };
-  }
-  const counted = countingIterator(response.body);
-  try {
-    let unreadable: string | undefined;
-    if (format === 'sensor_fusion') {
-      const size = Number(response.headers.get('content-length') ?? NaN);
-      try {
-        const info = await readSfsHeader(counted.view, Number.isFinite(size) ? { fileSize: size } : {});
-        facts.sensors += info.header.sensors.length;
-        facts.frames += Math.max(0, ...info.header.sensors.map((s) => (Array.isArray(s.frames) ? s.frames.length : 0)));
-      } catch (err) {
-        unreadable = (err as Error).message;
-      }
-      await counted.drain();
-    } else {
-      unreadable = checkLidarFrame(await counted.text());
-      facts.frames += 1;
-    }
-    facts.bytes += counted.bytes();
-    return { download: { url, statusCode: response.status, bytes: counted.bytes() }, unreadable };
-  } catch (err) {
-    return { download: { url, statusCode: response.status, error: describeFetchError(err) } };
-  }
-}
-
-/** The frame schema for split_base64 is not public: check only what is certain (a JSON object with points). */
-function checkLidarFrame(text: string): string | undefined {
-  let frame: unknown;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return 'a LiDAR frame is not valid JSON';
-  }
-  if (frame === null || typeof frame !== 'object' || !Array.isArray((frame as { points?: unknown }).points)) {
-    return 'a LiDAR frame is not a JSON object with a points array';
+  if (task.status === 'pending') {
+    task.status = 'canceled';
+    task.updated_at = now();
   }
   return undefined;
-}
-
-/** Lets the header reader stop early while the download itself goes on to the end, counting bytes. */
-function countingIterator(body: ReadableStream<Uint8Array>) {
-  const iterator = body[Symbol.asyncIterator]();
-  let bytes = 0;
-  const chunks: Uint8Array[] = [];
-  let keep = false;
-  const next = async () => {
-    const result = await iterator.next();
-    if (!result.done) {
-      bytes += result.value.length;
-      if (keep) chunks.push(result.value);
-    }
-    return result;
-  };
-  const view: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => ({ next, return: async () => ({ done: true as const, value: undefined }) }) };
-  return {
-    view,
-    bytes: () => bytes,
-    drain: async () => {
-      while (!(await next()).done);
-    },
-    text: async () => {
-      keep = true;
-      while (!(await next()).done);
-      return Buffer.concat(chunks).toString('utf8');
-    },
-  };
-}
-
-function describeFetchError(err: unknown): string {
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'timed out';
-  const cause = err instanceof Error ? (err.cause as { code?: string } | undefined) : undefined;
-  return cause?.code ?? (err instanceof Error ? err.message : String(err));
 }
 
 function snapshot(task: SimTask): SimTask {

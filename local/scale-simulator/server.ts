@@ -5,7 +5,7 @@ import { CreateMultistageTaskRequestSchema } from '../../lambdas/core/scale/sche
 import { checkAgainst } from '../../lambdas/core/validation.js';
 import { mulberry32 } from '../random.js';
 import { SimulatorConfigPatchSchema, SimulatorConfigSchema, type SimulatorConfig, type SimulatorConfigPatch } from './config.js';
-import { newTask, runTask, type TaskRecord } from './lifecycle.js';
+import { cancelTask, newTask, runTask, type TaskRecord } from './lifecycle.js';
 
 export interface ScaleSimulatorOptions {
   apiKey: string;
@@ -31,11 +31,21 @@ export interface ScaleSimulator {
 
 export interface SimulatorState {
   config: SimulatorConfig;
-  requests: { total: number; rateLimited: number; injectedErrors: number; dropped: number };
+  requests: { total: number; refused: number; rateLimited: number; injectedErrors: number; dropped: number };
   tasks: Array<TaskRecord & { unique_id?: string; status: string }>;
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
+
+const WRONG_KEY = 'Please provide a valid API key (HTTP basic auth with the key as the user name).';
+/**
+ * What a key that was right until now gets once it is revoked or rotated (refuseApiKey). Scale documents 401
+ * for "no valid API key" and nothing about 403 or the exact texts: these are the simulator's own words.
+ */
+const REFUSED_KEY: Record<401 | 403, string> = {
+  401: WRONG_KEY,
+  403: 'This API key is not allowed to make requests (revoked or disabled).',
+};
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string) {
@@ -48,9 +58,11 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
   let random = mulberry32(config.seed);
   const records = new Map<string, TaskRecord>();
   const byUniqueId = new Map<string, string>();
-  const counters = { total: 0, rateLimited: 0, injectedErrors: 0, dropped: 0 };
+  const counters = { total: 0, refused: 0, rateLimited: 0, injectedErrors: 0, dropped: 0 };
   const recentRequests: number[] = [];
   const background = new Set<Promise<void>>();
+  /** Stops the work of a task still being worked on; gone once its work is over. */
+  const workStoppers = new Map<string, AbortController>();
   const timers = new Set<NodeJS.Timeout>();
   const shutdown = new AbortController();
   let lastTime = 0;
@@ -59,18 +71,18 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     lastTime = Math.max(Date.now(), lastTime + 1); // strictly increasing, so updated_at orders events
     return new Date(lastTime).toISOString();
   };
-  // Timers end early on close; each removes its abort listener when it fires, so none pile up.
-  const sleep = (ms: number) =>
+  // Timers end early on close (or on a task's cancel); each removes its abort listener when it fires, so none pile up.
+  const sleep = (ms: number, signal: AbortSignal = shutdown.signal) =>
     new Promise<void>((resolve) => {
-      if (shutdown.signal.aborted) return resolve();
-      const onAbort = () => (clearTimeout(timer), resolve());
+      if (signal.aborted) return resolve();
+      const onAbort = () => (clearTimeout(timer), timers.delete(timer), resolve());
       const timer = setTimeout(() => {
         timers.delete(timer);
-        shutdown.signal.removeEventListener('abort', onAbort);
+        signal.removeEventListener('abort', onAbort);
         resolve();
       }, ms);
       timers.add(timer);
-      shutdown.signal.addEventListener('abort', onAbort, { once: true });
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   const expectedAuth = Buffer.from(`Basic ${Buffer.from(`${options.apiKey}:`).toString('base64')}`);
 
@@ -95,7 +107,12 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     if (config.latencyMs > 0) await sleep(config.latencyMs);
     const presented = Buffer.from(req.headers.authorization ?? '');
     if (presented.length !== expectedAuth.length || !timingSafeEqual(presented, expectedAuth)) {
-      throw new HttpError(401, 'Please provide a valid API key (HTTP basic auth with the key as the user name).');
+      throw new HttpError(401, WRONG_KEY);
+    }
+    if (config.refuseApiKey !== null) {
+      // The right key, revoked or rotated at Scale: refused before anything else happens, like a wrong one.
+      counters.refused++;
+      throw new HttpError(config.refuseApiKey, REFUSED_KEY[config.refuseApiKey]);
     }
     if (rateLimited()) {
       counters.rateLimited++;
@@ -161,12 +178,18 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     const record: TaskRecord = { task, downloads: [], callbacks: [], settled: false };
     records.set(task.task_id, record);
     if (request.unique_id) byUniqueId.set(request.unique_id, task.task_id);
-    const work = runTask(record, { config: () => config, callbackAuthKey: options.callbackAuthKey, now, signal: shutdown.signal, sleep })
+    // A cancel stops the work where it is (download, wait, or the retries of an earlier callback): a canceled
+    // task never completes and sends nothing after the cancel.
+    const stopper = new AbortController();
+    workStoppers.set(task.task_id, stopper);
+    const signal = AbortSignal.any([shutdown.signal, stopper.signal]);
+    const work = runTask(record, { config: () => config, callbackAuthKey: options.callbackAuthKey, now, signal, sleep: (ms) => sleep(ms, signal) })
       .then(() => {
         if (task.status === 'error' && request.clear_unique_id_on_error && request.unique_id) byUniqueId.delete(request.unique_id);
       })
       .catch((err: unknown) => console.error('scale simulator task', task.task_id, err))
       .finally(() => {
+        workStoppers.delete(task.task_id);
         record.settled = true;
         background.delete(work);
       });
@@ -190,12 +213,14 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
 
   function cancel(record: TaskRecord, clearUniqueId: boolean) {
     const { task } = record;
-    if (task.status === 'completed') throw new HttpError(400, `Task ${task.task_id} is already completed and cannot be canceled.`);
-    if (task.status !== 'canceled') {
-      task.status = 'canceled';
-      task.updated_at = now();
+    const refusal = cancelTask(task, now);
+    if (refusal !== undefined) throw new HttpError(400, refusal);
+    workStoppers.get(task.task_id)?.abort(new DOMException('the task was canceled', 'AbortError'));
+    if (clearUniqueId && task.unique_id !== undefined) {
+      // Scale clears the task's unique_id: a new task may take it, and a lookup by it no longer finds this one.
+      if (byUniqueId.get(task.unique_id) === task.task_id) byUniqueId.delete(task.unique_id);
+      delete task.unique_id;
     }
-    if (clearUniqueId && task.unique_id) byUniqueId.delete(task.unique_id);
     return task;
   }
 

@@ -1,4 +1,6 @@
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -48,4 +50,92 @@ describe('npm run local', () => {
     expect(stdout.trim().split('\n')).toHaveLength(1);
     for (const url of endpoints) expect(await listening(url), url).toBe(false);
   }, 90_000);
+});
+
+interface ProcessEntry {
+  pid: number;
+  ppid: number;
+  state: string;
+  cmdline: string;
+}
+
+/** Every process on the machine, from /proc (Linux). */
+function processes(): ProcessEntry[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .flatMap((name) => {
+      try {
+        // The command name in /proc/PID/stat is in parentheses and may hold spaces: split after the last ')'.
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replace(/\0/g, ' ');
+        return [{ pid: Number(name), ppid: Number(ppid), state: state!, cmdline }];
+      } catch {
+        return []; // gone meanwhile
+      }
+    });
+}
+
+/** `pid` and everything it started, still running (a zombie, dead but not yet reaped, does not run). */
+function processTree(pid: number): ProcessEntry[] {
+  const all = processes().filter((p) => p.state !== 'Z');
+  const tree = all.filter((p) => p.pid === pid);
+  for (let i = 0; i < tree.length; i++) tree.push(...all.filter((p) => p.ppid === tree[i]!.pid));
+  return tree;
+}
+
+const stillRunning = (pids: number[]) => processes().filter((p) => pids.includes(p.pid) && p.state !== 'Z');
+
+describe('npm run local, stopped through npm', () => {
+  it.each([['SIGTERM'], ['SIGINT']] as const)('exits 0 within 15 s on %s to npm alone, leaving no process or port behind', async (signal) => {
+    const infoFile = join(dir, `npm-${signal}.json`);
+    const workDir = join(dir, `npm-work-${signal}`);
+    // Its own process group: the signal goes to npm's pid alone (as `kill <pid>` from docker or systemd does),
+    // and a failing test can still clean up the whole group.
+    const npm = spawn('npm', ['run', 'local', '--', '--info-file', infoFile, '--work-dir', workDir], {
+      cwd: root,
+      env: { ...process.env, LOCAL_LOG_LEVEL: 'ERROR' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
+    let stderr = '';
+    npm.stderr.on('data', (chunk) => (stderr += chunk));
+    const exited = new Promise<number | null>((resolve) => npm.on('exit', (code) => resolve(code)));
+    let started: ProcessEntry[] = [];
+    try {
+      const info = await eventually(
+        async () => {
+          const text = await readFile(infoFile, 'utf8').catch(() => '');
+          return text.endsWith('\n') ? (JSON.parse(text) as LocalInfo) : undefined;
+        },
+        60_000,
+        'the info file',
+      );
+      // An upload, so that create-task runs in an instance process of its own.
+      const credentials = { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey };
+      const s3 = new S3Client({ region: info.region, endpoint: info.s3Endpoint, forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED' });
+      await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: 'signals/scene.sfs', Body: 'not really a scene' }));
+      started = await eventually(() => {
+        const tree = processTree(npm.pid!);
+        return tree.some((p) => p.cmdline.includes('lambda-runner.mjs')) ? tree : undefined;
+      }, 30_000, 'a function instance');
+      expect(started.some((p) => p.cmdline.includes('bin/local.ts'))).toBe(true);
+      const endpoints = [info.s3Endpoint, info.dynamodbEndpoint, info.callbackUrl, info.scaleApiUrl, info.secretsManagerEndpoint];
+      for (const url of endpoints) expect(await listening(url), url).toBe(true);
+
+      const stopAsked = Date.now();
+      process.kill(npm.pid!, signal);
+      const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running after 15 s'), 15_000))]);
+      expect(code, stderr).toBe(0);
+      expect(Date.now() - stopAsked).toBeLessThan(15_000);
+      for (const url of endpoints) expect(await listening(url), url).toBe(false);
+      // Helpers that leave when their parent does (esbuild's service, function instances) get a moment to do so.
+      const left = () => [...stillRunning(started.map((p) => p.pid)), ...processes().filter((p) => p.state !== 'Z' && p.cmdline.includes(workDir))];
+      await eventually(() => (left().length === 0 ? true : undefined), 3_000, 'every started process to exit').catch(() => undefined);
+      expect(left()).toEqual([]);
+    } finally {
+      if (npm.exitCode === null && npm.signalCode === null) process.kill(-npm.pid!, 'SIGKILL');
+      for (const p of stillRunning(started.map((p) => p.pid))) process.kill(p.pid, 'SIGKILL');
+    }
+  }, 120_000);
 });

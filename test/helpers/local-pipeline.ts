@@ -29,7 +29,10 @@ export function clientsFor(pipeline: LocalPipeline) {
     async put(key: string, body: Uint8Array | string) {
       const out = await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: body }));
       const eTag = out.ETag!.replace(/"/g, '');
-      return { bucket: info.bucket, key, eTag, size: typeof body === 'string' ? Buffer.byteLength(body) : body.length, uniqueId: sceneUniqueId({ bucket: info.bucket, key, eTag }) };
+      // S3 notifies before it answers: a scene's notification is already there, with the sequencer it gave the write.
+      const notified = pipeline.notified.findLast((n) => n.key === key && n.eventName?.startsWith('ObjectCreated:') && n.eTag === eTag && n.versionId === out.VersionId);
+      const object = { bucket: info.bucket, key, eTag, ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(notified?.sequencer ? { sequencer: notified.sequencer } : {}) };
+      return { ...object, size: typeof body === 'string' ? Buffer.byteLength(body) : body.length, uniqueId: sceneUniqueId(object) };
     },
     /** The AWS CLI, configured only from the pipeline's info (plus a multipart threshold small enough to test). */
     async awsCli(args: string[]) {

@@ -1,10 +1,11 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Routing } from '../../lambdas/core/config.js';
 import { documentClient, DynamoTaskStore } from '../../lambdas/core/dynamo-task-store.js';
 import { TaskReader } from '../../lambdas/core/task-reader.js';
 import { createTasksTable, startDynamo } from '../../local/emulators/dynamodb.js';
-import { startS3 } from '../../local/emulators/s3.js';
+import { startLocalS3, type VersioningMode } from '../../local/emulators/s3.js';
+import { s3ObjectEvent, type S3EventRecord } from '../../local/events.js';
 import { startSecretsManager } from '../../local/emulators/secrets-manager.js';
 import { startScaleSimulator } from '../../local/scale-simulator/server.js';
 
@@ -16,13 +17,16 @@ export const SECRETS = {
 
 export const SECRET_IDS = { apiKey: 'scale/api-key', callbackAuth: 'scale/callback-auth', signing: 'pipeline/callback-signing' };
 
+const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
 /**
- * Everything the two functions talk to, on loopback: s3rver, dynalite, a Secrets Manager endpoint and the Scale
- * simulator. Sets the environment the stack would set, with the SDK's own AWS_ENDPOINT_URL_* variables.
+ * Everything the two functions talk to, on loopback: the local S3 (versioned like the stack's buckets unless
+ * `versioning` says otherwise), dynalite, a Secrets Manager endpoint and the Scale simulator. Sets the environment
+ * the stack would set, with the SDK's own AWS_ENDPOINT_URL_* variables.
  */
-export async function startPipelineEnv(options: { routing?: Partial<Routing>; callbackUrl: string }) {
+export async function startPipelineEnv(options: { routing?: Partial<Routing>; callbackUrl: string; versioning?: VersioningMode }) {
   const [s3, dynamo, secrets, scale] = await Promise.all([
-    startS3(['scenes', 'results']),
+    startLocalS3({ buckets: ['scenes', 'results'], versioning: options.versioning ?? 'enabled', credentials: CREDENTIALS }),
     startDynamo(),
     startSecretsManager({ [SECRET_IDS.apiKey]: SECRETS.scaleApiKey, [SECRET_IDS.callbackAuth]: SECRETS.callbackAuthKey, [SECRET_IDS.signing]: SECRETS.signingKey }),
     startScaleSimulator({ apiKey: SECRETS.scaleApiKey, callbackAuthKey: SECRETS.callbackAuthKey, projects: ['scenes-default', 'scenes-highway'], config: { completionDelayMs: 20, callbackRetryDelayMs: 20 } }),
@@ -30,8 +34,8 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
   const routing = { project: 'scenes-default', ...options.routing };
   Object.assign(process.env, {
     AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
     AWS_ENDPOINT_URL_S3: s3.endpoint,
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
@@ -48,11 +52,22 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     SCALE_API_KEY_SECRET_ID: SECRET_IDS.apiKey,
     CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth,
     CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
+    MAX_RECEIVE_COUNT: '5',
+    CANCEL_ON_DELETE: 'true',
   });
   const s3Client = new S3Client({});
   const dynamoClient = new DynamoDBClient({});
   await createTasksTable(dynamoClient, 'tasks');
   const doc = documentClient(dynamoClient);
+  // Every record S3 notified, in order: what the stack's queue would receive (before any suffix filter).
+  const s3Events: S3EventRecord[] = [];
+  s3.onEvent((records) => s3Events.push(...records));
+  /** The record S3 emitted for this request: the first of `eventPrefix` for the key since `since`. */
+  const eventFor = (since: number, bucket: string, key: string, eventPrefix: string, versionId?: string) => {
+    const record = s3Events.slice(since).map(s3ObjectEvent).find((e) => e.bucket === bucket && e.key === key && e.eventName!.startsWith(eventPrefix) && (!versionId || e.versionId === versionId));
+    if (!record) throw new Error(`S3 notified no ${eventPrefix} for s3://${bucket}/${key}`);
+    return record;
+  };
   return {
     s3,
     dynamo,
@@ -61,9 +76,19 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     s3Client,
     store: new DynamoTaskStore(doc, 'tasks'),
     reader: new TaskReader(doc, 'tasks'),
+    s3Events,
+    /** Uploads an object; answers with what S3's event said of it. */
     async put(key: string, body: Uint8Array | string, bucket = 'scenes') {
+      const since = s3Events.length;
       const out = await s3Client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
-      return { bucket, key, size: typeof body === 'string' ? Buffer.byteLength(body) : body.length, eTag: out.ETag!.replace(/"/g, '') };
+      const event = eventFor(since, bucket, key, 'ObjectCreated:', out.VersionId);
+      return { bucket, key, size: event.size!, eTag: event.eTag!, ...(event.versionId ? { versionId: event.versionId } : {}), sequencer: event.sequencer! };
+    },
+    /** Deletes the key (a delete marker when versioned) or one version of it; answers with S3's removal event. */
+    async remove(key: string, versionId?: string, bucket = 'scenes') {
+      const since = s3Events.length;
+      await s3Client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, VersionId: versionId }));
+      return eventFor(since, bucket, key, 'ObjectRemoved:');
     },
     async close() {
       await scale.close();

@@ -105,8 +105,8 @@ describe('callback handler: bad bodies', () => {
 describe('callback handler: applying results', () => {
   it('archives a completed callback and stores its result', async () => {
     const ref = newRef();
-    await env.store.startSubmission({ uniqueId: ref, bucket: 'scenes', key: 'dir/scene one.sfs', eTag: 'etag1', size: 1234, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, '2026-11-01T00:00:00.000Z');
-    await env.store.recordSubmitted(ref, { taskId: taskIdFor(ref), attachmentExpiresAt: '2026-11-01T06:00:00.000Z', adopted: false }, '2026-11-01T00:00:01.000Z');
+    await env.store.startSubmission({ uniqueId: ref, bucket: 'scenes', key: 'dir/scene one.sfs', eTag: 'etag1', size: 1234, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'claim-1', '2026-11-01T00:00:00.000Z');
+    await env.store.recordSubmitted(ref, { taskId: taskIdFor(ref), attachmentExpiresAt: '2026-11-01T06:00:00.000Z', attachmentPinned: false, adopted: false }, '2026-11-01T00:00:01.000Z');
     const text = body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { annotations: { cuboids: 12 } } });
     const answer = await call(ref, text);
     expect(answer).toMatchObject({ statusCode: 200, body: JSON.stringify({ ok: true, applied: true }) });

@@ -9,7 +9,7 @@ import { startPipelineEnv } from '../helpers/pipeline-env.js';
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
 let recorder: Awaited<ReturnType<typeof startRecorder>>;
 let handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
-const context = { functionName: 'create-task', awsRequestId: 'test' } as Context;
+const context = { functionName: 'create-task', awsRequestId: 'test', getRemainingTimeInMillis: () => 60_000 } as Context;
 
 beforeAll(async () => {
   recorder = await startRecorder();
@@ -56,14 +56,17 @@ describe('create-task with frame manifests (split_base64)', () => {
     for (const [i, url] of attachments.entries()) expect(await (await fetch(url)).json()).toEqual(JSON.parse(frameJson([2, 0, 1][i]!)));
   });
 
-  it('resolves relative keys from the manifest folder and absolute keys from the bucket root', async () => {
-    await env.put('shared/calib/f0.json', frameJson(0));
+  it('resolves keys inside the manifest folder: relative to it, or from its root with a leading slash', async () => {
+    await env.put('drives/d2/calib/f0.json', frameJson(0));
     await env.put('drives/d2/f1.json', frameJson(1));
-    await env.put('drives/f2.json', frameJson(2));
-    const object = await manifest('drives/d2/scene.frames.json', ['/shared/calib/f0.json', 'f1.json', '../f2.json']);
+    await env.put('drives/d2/lidar/f2.json', frameJson(2));
+    const object = await manifest('drives/d2/scene.frames.json', ['/calib/f0.json', 'f1.json', 'lidar/../lidar/f2.json']);
     await deliver(object);
     const attachments = simTasksFor(object.uniqueId)[0]!.task.params.attachments as string[];
-    expect(attachments.map((url) => decodeURIComponent(new URL(url).pathname))).toEqual(['/scenes/shared/calib/f0.json', '/scenes/drives/d2/f1.json', '/scenes/drives/f2.json']);
+    expect(attachments.map((url) => decodeURIComponent(new URL(url).pathname))).toEqual(['/scenes/drives/d2/calib/f0.json', '/scenes/drives/d2/f1.json', '/scenes/drives/d2/lidar/f2.json']);
+    // Each frame is pinned to the version that was checked.
+    expect(attachments.every((url) => new URL(url).searchParams.has('versionId'))).toBe(true);
+    expect(await env.reader.get(object.uniqueId)).toMatchObject({ attachmentPinned: true });
   });
 
   it.each([
@@ -71,11 +74,12 @@ describe('create-task with frame manifests (split_base64)', () => {
     ['an empty frame', 'empty/scene.frames.json', ['here.json', 'blank.json'], '1 empty: empty/blank.json'],
     ['too many frames', 'many/scene.frames.json', ['1', '2', '3', '4', '5', '6'], 'the frame manifest lists 6 frames; at most 5 are allowed'],
     ['no frames', 'none/scene.frames.json', [], 'the frame manifest lists no frames'],
-    ['a repeated frame', 'repeat/scene.frames.json', ['a.json', './a.json'], 'frames[1] repeats frames[0] (repeat/a.json)'],
-    ['a frame in another bucket', 'url/scene.frames.json', ['s3://other/a.json'], 'frames[0] "s3://other/a.json" is not a key in the manifest\'s bucket'],
+    ['a repeated frame', 'repeat/scene.frames.json', ['a.json', './a.json'], 'frames[1] repeats frames[0] ("repeat/a.json")'],
+    ['a frame in another bucket', 'url/scene.frames.json', ['s3://other/a.json'], 'frames[0] "s3://other/a.json" is not a key inside "url/"'],
+    ['a frame outside the manifest folder', 'out/scene.frames.json', ['../a.json'], 'frames[0] "../a.json" is not a key inside "out/"'],
     ['a frame above the bucket root', 'up/scene.frames.json', ['../../a.json'], 'frames[0] "../../a.json" is not a key'],
     ['a manifest that is not JSON', 'notjson/scene.frames.json', 'frames: a, b', 'the frame manifest is not valid JSON'],
-    ['a manifest of the wrong shape', 'shape/scene.frames.json', '{"frame": ["a.json"]}', 'frames: expected array'],
+    ['a manifest of the wrong shape', 'shape/scene.frames.json', '{"frame": ["a.json"]}', 'frames: expected an array of frame keys'],
   ])('rejects %s, naming it, without a Scale task', async (_name, key, frames, reason) => {
     const folder = key.split('/')[0]!;
     await env.put(`${folder}/here.json`, frameJson(0));

@@ -11,7 +11,7 @@ import { SECRETS, startPipelineEnv } from '../helpers/pipeline-env.js';
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
 let recorder: Awaited<ReturnType<typeof startRecorder>>;
 let handler: (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
-const context = { functionName: 'create-task', awsRequestId: 'test' } as Context;
+const context = { functionName: 'create-task', awsRequestId: 'test', getRemainingTimeInMillis: () => 60_000 } as Context;
 const scene = encodeSfsToBuffer(buildSampleScene());
 
 beforeAll(async () => {
@@ -53,7 +53,7 @@ describe('create-task handler', () => {
     expect(record).toMatchObject({ status: 'pending', key, bucket: 'scenes', size: scene.length, project: 'scenes-default', sceneFormat: 'sensor_fusion', adopted: false });
     const [task] = simTasksFor(object.uniqueId);
     expect(record!.taskId).toBe(task!.task.task_id);
-    expect(task!.task.metadata).toEqual({ source: { bucket: 'scenes', key, eTag: object.eTag, size: scene.length } });
+    expect(task!.task.metadata).toEqual({ source: { bucket: 'scenes', key, versionId: object.versionId, eTag: object.eTag, sequencer: object.sequencer, size: scene.length } });
     expect(task!.task.tags).toEqual(['default']);
     // The presigned URL worked: Scale downloaded the whole scene.
     const settled = await eventually(() => env.scale.state().tasks.find((t) => t.unique_id === object.uniqueId && t.settled));
@@ -142,7 +142,7 @@ describe('create-task handler', () => {
   });
 
   it.each([
-    ['vanished', async () => ({ bucket: 'scenes', key: 'gone/scene.sfs', size: 100, eTag: 'abc123' }), 'the object no longer exists'],
+    ['vanished', async () => ({ bucket: 'scenes', key: 'gone/scene.sfs', size: 100, eTag: 'abc123', versionId: 'v-never-seen', sequencer: '0001A22B270DE40000' }), 'deleted before it was processed'],
     ['empty', () => upload('empty/scene.sfs', ''), 'the object is empty (0 bytes)'],
     ['corrupt', () => upload('corrupt/scene.sfs', 'this is not a scene at all'), 'not an .sfs scene: no zero byte within the first 26 bytes'],
     ['invalid header', () => upload('invalid/scene.sfs', encodeSfsToBuffer({ version: '1.0', sensors: [{ id: 'x', type: 'sonar' }] })), 'sensors[0].type: has unknown type "sonar"'],

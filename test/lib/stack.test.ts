@@ -25,18 +25,21 @@ const projectFunctions = () => resources('AWS::Lambda::Function').filter(([, r])
 const functionNamed = (name: string) => projectFunctions().find(([, r]) => r.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME === name)!;
 
 describe('scenes ingest', () => {
-  it('notifies the queue of every created .sfs object and frame manifest', () => {
+  it('notifies the queue of every created and removed .sfs object and frame manifest', () => {
     const [uploadsId] = resources('AWS::SQS::Queue').find(([, q]) => q.Properties.RedrivePolicy)!;
-    const toUploads = (suffix: string) => ({
-      Events: ['s3:ObjectCreated:*'],
+    const toUploads = (event: 'Created' | 'Removed', suffix: string) => ({
+      Events: [`s3:Object${event}:*`],
       Filter: { Key: { FilterRules: [{ Name: 'suffix', Value: suffix }] } },
       QueueArn: { 'Fn::GetAtt': [uploadsId, 'Arn'] },
     });
     template.hasResourceProperties('Custom::S3BucketNotifications', {
-      NotificationConfiguration: { QueueConfigurations: [toUploads('.sfs'), toUploads('.frames.json')] },
+      NotificationConfiguration: {
+        QueueConfigurations: [toUploads('Created', '.sfs'), toUploads('Removed', '.sfs'), toUploads('Created', '.frames.json'), toUploads('Removed', '.frames.json')],
+      },
     });
-    synth({ routing: { project: 'p', frameManifestSuffix: '.lidar.json' } }).template.hasResourceProperties('Custom::S3BucketNotifications', {
-      NotificationConfiguration: { QueueConfigurations: [toUploads('.sfs'), toUploads('.lidar.json')] },
+    // Without cancel-on-delete the removals are not needed, and not sent.
+    synth({ routing: { project: 'p', frameManifestSuffix: '.lidar.json' }, cancelOnDelete: false }).template.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: { QueueConfigurations: [toUploads('Created', '.sfs'), toUploads('Created', '.lidar.json')] },
     });
   });
 
@@ -106,6 +109,9 @@ describe('functions', () => {
     expect(vars.SCALE_API_URL).toBe('https://api.scale.com/v1');
     expect(JSON.stringify(vars.CALLBACK_URL)).toContain('/callback');
     expect(Object.keys(vars)).toEqual(expect.arrayContaining(['TASKS_TABLE', 'SCALE_API_KEY_SECRET_ID', 'CALLBACK_SIGNING_SECRET_ID']));
+    expect(vars).toMatchObject({ MAX_RECEIVE_COUNT: '5', CANCEL_ON_DELETE: 'true' });
+    const other = synth({ maxReceiveCount: 3, cancelOnDelete: false }).template;
+    expect(Object.keys(other.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { MAX_RECEIVE_COUNT: '3', CANCEL_ON_DELETE: 'false' } } } }))).toHaveLength(1);
   });
 
   it('grants each function only its own resources, and no * other than X-Ray', () => {
@@ -135,8 +141,12 @@ describe('functions', () => {
     expect(callback).not.toMatch(/s3:GetObject|ScaleApiKey|IngestScenes/);
     for (const text of [create, callback]) {
       expect(text).toContain('dynamodb:UpdateItem');
-      expect(text).not.toMatch(/index|dynamodb:Scan|dynamodb:DeleteItem/);
+      expect(text).not.toMatch(/dynamodb:Scan|dynamodb:DeleteItem/);
     }
+    // create-task queries one index (a delete finds the uploads of its key); nothing else reads an index.
+    const queries = summary('create-task').filter((s) => s.actions.includes('dynamodb:Query'));
+    expect(queries).toEqual([{ actions: ['dynamodb:Query'], resources: expect.stringMatching(/^\{"Fn::Join":.*\/index\/byKey"\]\]\}$/) }]);
+    expect(callback).not.toMatch(/index|dynamodb:Query/);
   });
 });
 
@@ -169,6 +179,7 @@ describe('task store', () => {
       GlobalSecondaryIndexes: Match.arrayWith([
         Match.objectLike({ IndexName: 'byTaskId', KeySchema: [{ AttributeName: 'taskId', KeyType: 'HASH' }] }),
         Match.objectLike({ IndexName: 'byStatus', KeySchema: [{ AttributeName: 'status', KeyType: 'HASH' }, { AttributeName: 'updatedAt', KeyType: 'RANGE' }] }),
+        Match.objectLike({ IndexName: 'byKey', KeySchema: [{ AttributeName: 'key', KeyType: 'HASH' }, { AttributeName: 'createdAt', KeyType: 'RANGE' }] }),
       ]),
       Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true })],
     });
@@ -179,7 +190,7 @@ describe('task store', () => {
 
 describe('alarms', () => {
   it('raises an alarm on dead letters, function errors and callback 5xx, notifying a topic when given', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateNumberOfMessagesVisible',
       Namespace: 'AWS/SQS',
@@ -197,6 +208,30 @@ describe('alarms', () => {
   });
 });
 
+describe('Scale auth failure alarm', () => {
+  it('counts create-task’s scale_auth failure lines and alarms on the first one within a period', () => {
+    const [, createTask] = functionNamed('create-task');
+    const [filterId, filter] = resources('AWS::Logs::MetricFilter')[0]!;
+    expect(resources('AWS::Logs::MetricFilter')).toHaveLength(1);
+    expect(filter.Properties).toMatchObject({
+      LogGroupName: { Ref: createTask.Properties.LoggingConfig.LogGroup.Ref },
+      FilterPattern: '{ $.failureKind = "scale_auth" }',
+      MetricTransformations: [{ MetricName: 'ScaleAuthFailures', MetricNamespace: 'ScaleSfsPipeline/Test', MetricValue: '1' }],
+    });
+    expect(filterId).toMatch(/ScaleAuthFailure/);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ScaleAuthFailures',
+      Namespace: 'ScaleSfsPipeline/Test',
+      Statistic: 'Sum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+  });
+});
+
 describe('secrets and outputs', () => {
   it('creates the Scale secrets with a placeholder and generates the signing key', () => {
     template.resourceCountIs('AWS::SecretsManager::Secret', 3);
@@ -210,6 +245,7 @@ describe('secrets and outputs', () => {
       [
         'CallbackSigningKeySecretName',
         'CallbackUrl',
+        'DeadLetterQueueArn',
         'DeadLetterQueueUrl',
         'ResultsBucketName',
         'ScaleApiKeySecretName',
@@ -228,6 +264,15 @@ describe('configuration and checks', () => {
     expect(() => synth({ maxConcurrency: 1, routing: { project: '', tags: ['1', '2', '3', '4', '5', '6'] } })).toThrow(
       /invalid CDK context "pipeline":[\s\S]*routing\.project: must not be empty[\s\S]*routing\.tags: must hold at most 5 tags[\s\S]*maxConcurrency: must be at least 2/,
     );
+  });
+
+  it.each([
+    [{ routing: { project: 'p', frameManifestSuffix: '.frames.sfs' } }, 'routing.frameManifestSuffix: ".frames.sfs" overlaps the scene suffix ".sfs"'],
+    [{ routing: { project: 'p', routes: [{ prefix: '/highway/' }] } }, "routing.routes[0].prefix: must not start with '/'"],
+    [{ routing: { project: 'p', routes: [{ prefix: 'a/' }, { prefix: 'a/', project: 'q' }] } }, 'routing.routes[1].prefix: repeats routes[0].prefix "a/"'],
+    [{ routing: { project: 'p', tags: ['x', 'x'] } }, 'routing.tags: repeats "x"'],
+  ])('refuses config S3 or Scale would refuse or never use: %j', (pipeline, message) => {
+    expect(() => synth(pipeline)).toThrow(message);
   });
 
   it('passes the AWS Solutions checks with every finding acknowledged', () => {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSfsToBuffer } from '../../lambdas/core/sfs/writer.js';
 import { startScaleSimulator, type ScaleSimulator } from '../../local/scale-simulator/server.js';
@@ -52,6 +54,12 @@ async function createTask(callbackUrl: string, attachment = `${files.url}/scene.
   });
   expect(status).toBe(200);
   return body.task_id as string;
+}
+
+/** Changes the simulator's config the way a user does while it runs: over HTTP. */
+async function control(patch: Record<string, unknown>) {
+  const response = await fetch(`${sim.origin}/_simulator/config`, { method: 'POST', body: JSON.stringify(patch) });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
 const taskState = (taskId: string) => sim.state().tasks.find((t) => t.task.task_id === taskId)!;
@@ -124,16 +132,23 @@ describe('Scale simulator API', () => {
     sim.configure({ latencyMs: 0 });
   });
 
-  it('cancels a pending task and refuses to cancel a completed one', async () => {
-    const recorder = await startRecorder();
-    const taskId = await createTask(`${recorder.url}/cb`);
-    await eventually(() => (taskState(taskId).task.status === 'completed' ? true : undefined));
-    expect(await api('POST', `/task/${taskId}/cancel`)).toMatchObject({ status: 400 });
-    sim.configure({ completionDelayMs: 2_000 });
-    const other = await createTask(`${recorder.url}/cb`);
-    expect((await api('POST', `/task/${other}/cancel`)).body.status).toBe('canceled');
-    sim.configure({ completionDelayMs: 10 });
-    await recorder.close();
+  it('refuses its own key with 401 or 403 on request, as Scale does once a key is revoked or rotated', async () => {
+    const body = { project: 'p', attachments: [`${files.url}/scene.sfs`], scene_format: 'sensor_fusion', unique_id: 'after-rotation' };
+    const tasksBefore = sim.state().tasks.length;
+    sim.configure({ refuseApiKey: 401 });
+    expect(await api('POST', '/task/multistage', body)).toMatchObject({
+      status: 401,
+      body: { status_code: 401, error: 'Please provide a valid API key (HTTP basic auth with the key as the user name).' },
+    });
+    expect(await control({ refuseApiKey: 403 })).toMatchObject({ status: 200, body: { refuseApiKey: 403 } });
+    const refused = [await api('POST', '/task/multistage', body), await api('GET', '/tasks?limit=1'), await api('GET', '/task/000000000000000000000000')];
+    expect(refused.map((r) => r.body)).toEqual(Array(3).fill({ status_code: 403, error: 'This API key is not allowed to make requests (revoked or disabled).' }));
+    expect(refused.map((r) => r.status)).toEqual([403, 403, 403]);
+    expect(sim.state().tasks.length).toBe(tasksBefore);
+    expect(sim.state().requests.refused).toBeGreaterThanOrEqual(4);
+    expect((await control({ refuseApiKey: 402 })).status).toBe(400);
+    expect(await control({ refuseApiKey: null })).toMatchObject({ status: 200, body: { refuseApiKey: null } });
+    expect((await api('POST', '/task/multistage', body)).status).toBe(200);
   });
 });
 
@@ -241,6 +256,138 @@ describe('Scale simulator task lifecycle', () => {
     expect(recalled!.task.completed_at).toBeNull();
     expect(Date.parse(recalled!.task.updated_at as string)).toBeGreaterThan(Date.parse(completed!.task.updated_at as string));
     expect(taskState(taskId).task.status).toBe('pending');
+    await recorder.close();
+  });
+
+  it('gives the audit exactly the completion\'s updated_at with equalTimestamps', async () => {
+    sim.configure({ auditBeforeCompletion: true, equalTimestamps: true });
+    const recorder = await startRecorder();
+    const taskId = await createTask(`${recorder.url}/cb`);
+    await settled(taskId);
+    sim.configure({ auditBeforeCompletion: false, equalTimestamps: false });
+    const [audit, completion] = bodies(recorder.received);
+    expect(completion!.task).toMatchObject({ status: 'completed', audits: [], completed_at: completion!.task.updated_at });
+    expect(audit!.task.updated_at).toBe(completion!.task.updated_at);
+    expect(audit!.task.audits).toEqual([{ action: 'approved', audited_by: 'simulator@scale.local', audit_time: completion!.task.updated_at }]);
+    await recorder.close();
+  });
+
+  it('gives the recall exactly the completion\'s updated_at with equalTimestamps', async () => {
+    await control({ recallAfterCompletion: true, equalTimestamps: true });
+    const recorder = await startRecorder();
+    const taskId = await createTask(`${recorder.url}/cb`);
+    await settled(taskId);
+    await control({ recallAfterCompletion: false, equalTimestamps: false });
+    const [completed, recalled] = bodies(recorder.received);
+    expect([completed!.status, recalled!.status]).toEqual(['completed', 'pending']);
+    expect(recalled!.task).toMatchObject({ completed_at: null, updated_at: completed!.task.updated_at });
+    expect(completed!.task.completed_at).toBe(completed!.task.updated_at);
+    await recorder.close();
+  });
+});
+
+describe('Scale simulator cancel', () => {
+  const createdWith = async (uniqueId: string, attachment = `${files.url}/scene.sfs`) => {
+    const { status, body } = await api('POST', '/task/multistage', { project: 'p', attachments: [attachment], scene_format: 'sensor_fusion', unique_id: uniqueId });
+    expect(status).toBe(200);
+    return body.task_id as string;
+  };
+
+  it('cancels a pending task, answers a second cancel alike, and shows it in GET and list', async () => {
+    sim.configure({ completionDelayMs: 5_000 });
+    const taskId = await createdWith('cancel-me');
+    const first = await api('POST', `/task/${taskId}/cancel`);
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ task_id: taskId, status: 'canceled', unique_id: 'cancel-me', completed_at: null });
+    expect(Date.parse(first.body.updated_at as string)).toBeGreaterThan(Date.parse(first.body.created_at as string));
+    // A second cancel is a 200 with the task unchanged (Scale's clients disagree; either is accepted by ours).
+    expect(await api('POST', `/task/${taskId}/cancel`)).toMatchObject({ status: 200, body: first.body });
+    expect(await api('GET', `/task/${taskId}`)).toMatchObject({ status: 200, body: { status: 'canceled', updated_at: first.body.updated_at } });
+    expect((await api('GET', '/tasks?unique_id=cancel-me')).body).toMatchObject({ total: 1, docs: [{ task_id: taskId, status: 'canceled' }] });
+    expect((await api('GET', '/tasks?project=p&status=canceled')).body.docs).toContainEqual(expect.objectContaining({ task_id: taskId }));
+    // Without clear_unique_id the unique_id stays taken.
+    expect((await api('POST', '/task/multistage', { project: 'p', attachments: [`${files.url}/scene.sfs`], scene_format: 'sensor_fusion', unique_id: 'cancel-me' })).status).toBe(409);
+    sim.configure({ completionDelayMs: 10 });
+  });
+
+  it('frees the unique_id with clear_unique_id=true', async () => {
+    sim.configure({ completionDelayMs: 5_000 });
+    const taskId = await createdWith('reuse-me');
+    const canceled = await api('POST', `/task/${taskId}/cancel?clear_unique_id=true`);
+    expect(canceled).toMatchObject({ status: 200, body: { task_id: taskId, status: 'canceled' } });
+    expect(canceled.body).not.toHaveProperty('unique_id');
+    expect((await api('GET', '/tasks?unique_id=reuse-me')).body).toMatchObject({ total: 0, docs: [] });
+    const again = await createdWith('reuse-me');
+    expect(again).not.toBe(taskId);
+    expect((await api('GET', '/tasks?unique_id=reuse-me')).body).toMatchObject({ total: 1, docs: [{ task_id: again, status: 'pending' }] });
+    await api('POST', `/task/${again}/cancel`);
+    sim.configure({ completionDelayMs: 10 });
+  });
+
+  it('refuses to cancel a completed or errored task with 400, and an unknown one with 404', async () => {
+    const completed = await createdWith('done-before-cancel');
+    const errored = await createdWith('error-before-cancel', `${files.url}/forbidden.sfs`);
+    await settled(completed);
+    await settled(errored);
+    expect(await api('POST', `/task/${completed}/cancel?clear_unique_id=true`)).toEqual({
+      status: 400,
+      headers: expect.anything(),
+      body: { status_code: 400, error: `Task ${completed} is completed and can no longer be canceled; only pending tasks can be.` },
+    });
+    expect((await api('GET', '/tasks?unique_id=done-before-cancel')).body).toMatchObject({ total: 1, docs: [{ status: 'completed' }] });
+    expect((await api('POST', `/task/${errored}/cancel`)).body).toEqual({ status_code: 400, error: `Task ${errored} is error and can no longer be canceled; only pending tasks can be.` });
+    expect(await api('POST', '/task/000000000000000000000000/cancel')).toMatchObject({ status: 404, body: { status_code: 404, error: 'Task 000000000000000000000000 not found.' } });
+  });
+
+  it('stops a task canceled while it waits to complete: it never completes and never calls back', async () => {
+    sim.configure({ completionDelayMs: 5_000 });
+    const recorder = await startRecorder();
+    const taskId = await createTask(`${recorder.url}/cb`);
+    await eventually(() => (taskState(taskId).downloads.length === 1 ? true : undefined), 5_000, 'the download');
+    expect((await api('POST', `/task/${taskId}/cancel`)).status).toBe(200);
+    // Settles long before the 5 s wait would have ended: the work was stopped, not left to find out later.
+    const state = await eventually(() => (taskState(taskId).settled ? taskState(taskId) : undefined), 1_000, 'the canceled task to settle');
+    sim.configure({ completionDelayMs: 10 });
+    expect(recorder.calls()).toBe(0);
+    expect(state.callbacks).toEqual([]);
+    expect(state.task).toMatchObject({ status: 'canceled', completed_at: null, callback_succeeded: null });
+    expect(state.task).not.toHaveProperty('response');
+    await recorder.close();
+  });
+
+  it('holds a task pending with no work started for startDelayMs, and a cancel then means it never downloads', async () => {
+    sim.configure({ startDelayMs: 5_000 });
+    const recorder = await startRecorder();
+    const taskId = await createTask(`${recorder.url}/cb`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(taskState(taskId)).toMatchObject({ downloads: [], settled: false, task: { status: 'pending' } });
+    expect((await api('POST', `/task/${taskId}/cancel`)).body.status).toBe('canceled');
+    const state = await eventually(() => (taskState(taskId).settled ? taskState(taskId) : undefined), 1_000, 'the canceled task to settle');
+    sim.configure({ startDelayMs: 0 });
+    expect(state.downloads).toEqual([]);
+    expect(recorder.calls()).toBe(0);
+    await recorder.close();
+  });
+
+  it('stops a download in progress when the task is canceled', async () => {
+    // Sends the first byte of a scene and then nothing: the download would wait for its 5 s timeout.
+    let requested = false;
+    const stalled = createServer((_req, res) => {
+      requested = true;
+      res.writeHead(200, { 'content-length': '1000' }).write('{');
+    });
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/slow.sfs`;
+    const recorder = await startRecorder();
+    const taskId = await createTask(`${recorder.url}/cb`, url);
+    await eventually(() => (requested ? true : undefined), 5_000, 'the download to start');
+    expect((await api('POST', `/task/${taskId}/cancel`)).status).toBe(200);
+    const state = await eventually(() => (taskState(taskId).settled ? taskState(taskId) : undefined), 1_000, 'the canceled task to settle');
+    expect(state.downloads).toEqual([{ url, statusCode: 200, error: 'aborted: the task was canceled' }]);
+    expect(state.task.status).toBe('canceled');
+    expect(recorder.calls()).toBe(0);
+    stalled.closeAllConnections();
+    await new Promise<void>((resolve) => stalled.close(() => resolve()));
     await recorder.close();
   });
 });

@@ -29,6 +29,11 @@ export interface ScaleClientOptions {
   /** Called before each wait, for logs and metrics. Never receives the key. */
   onRetry?: (notice: RetryNotice) => void;
   random?: () => number;
+  /**
+   * Epoch ms by which every call of this client must be over, retries and the 409 lookup included: the invocation's
+   * own deadline, so no call outlives the function that makes it.
+   */
+  deadline?: number;
 }
 
 export interface CreatedTask {
@@ -131,7 +136,11 @@ export class ScaleClient {
 
   private async call<T>(spec: CallSpec<T>): Promise<T> {
     const started = Date.now();
-    const deadline = started + this.policy.maxElapsedMs;
+    const deadline = Math.min(started + this.policy.maxElapsedMs, this.options.deadline ?? Infinity);
+    if (deadline - started < 1_000) {
+      // Too little time left to be worth a request: fail now (a retryable failure) rather than be cut off mid-call.
+      throw new ScaleApiError('not attempted: less than a second left before the deadline', { operation: spec.operation, retryable: true, attempts: 0 });
+    }
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.attempt(spec, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
       if (outcome.ok) return outcome.value;
@@ -142,7 +151,7 @@ export class ScaleClient {
       const delayMs = outcome.retryAfterMs !== undefined ? Math.min(outcome.retryAfterMs, this.policy.maxRetryAfterMs) : backoffDelay(attempt, this.policy, this.options.random);
       // Leave room for one more attempt of at least a second; otherwise stop inside the budget.
       if (Date.now() + delayMs + 1_000 > deadline) {
-        throw fail(`${outcome.summary}; gave up with ${this.policy.maxElapsedMs} ms retry budget spent`);
+        throw fail(`${outcome.summary}; gave up: the next try would pass the deadline (${deadline - started} ms budget)`);
       }
       this.options.onRetry?.({ operation: spec.operation, attempt, delayMs, reason: outcome.summary });
       await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -153,7 +162,8 @@ export class ScaleClient {
     let response: Response;
     let text: string;
     try {
-      const signal = AbortSignal.timeout(Math.max(1, timeoutMs));
+      // AbortSignal.timeout takes whole milliseconds only.
+      const signal = AbortSignal.timeout(Math.max(1, Math.floor(timeoutMs)));
       response = await fetch(`${this.baseUrl}${spec.path}`, {
         method: spec.method,
         headers: {

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst, formatPath } from '../validation.js';
+import { checkAgainst, checkEach, formatPath, quote, summarizeProblems } from '../validation.js';
 import { DEFAULT_MAX_HEADER_BYTES, SFS_BINARY_MARKER_BYTES, SFS_DTYPES, SFS_SENSOR_TYPES, SFS_TIME_UNITS, type SfsItem } from './format.js';
 
 /** A scene that cannot be accepted. The message says what is wrong, for people and for the task record. */
@@ -20,18 +20,22 @@ const ItemSchema = z.object({
 const SensorSchema = z.looseObject({
   id: z.union([z.string(), z.number()], { error: (iss) => (iss.input === undefined ? 'has no id' : 'id must be a string or number') }),
   type: z.enum(SFS_SENSOR_TYPES, {
-    error: (iss) => (iss.input === undefined ? 'has no type' : `has unknown type ${JSON.stringify(iss.input)} (expected ${SFS_SENSOR_TYPES.join(', ')})`),
+    error: (iss) => (iss.input === undefined ? 'has no type' : `has unknown type ${quote(iss.input)} (expected ${SFS_SENSOR_TYPES.join(', ')})`),
   }),
 });
 
+/** The header's top level; sensors and $items are checked one element at a time (see checkEach). */
 const SceneHeaderSchema = z.looseObject({
   version: z.string({ error: 'version is missing or not a string' }),
-  sensors: z.array(SensorSchema, { error: 'sensors is missing or not an array' }),
+  sensors: z.array(z.unknown(), { error: 'sensors is missing or not an array' }),
   time_unit: z.optional(z.enum(SFS_TIME_UNITS)),
-  $items: z._default(z.array(ItemSchema), []),
+  $items: z._default(z.array(z.unknown(), { error: '$items is not an array' }), []),
 });
 
-export type SceneHeader = z.infer<typeof SceneHeaderSchema>;
+export type SceneHeader = Omit<z.infer<typeof SceneHeaderSchema>, 'sensors' | '$items'> & {
+  sensors: Array<z.infer<typeof SensorSchema>>;
+  $items: SfsItem[];
+};
 
 export interface SfsHeaderInfo {
   header: SceneHeader;
@@ -85,21 +89,40 @@ function validateHeader(headerBytes: Uint8Array, prefix: Uint8Array, fileSize: n
     throw new SfsFormatError('not an .sfs scene: the header is not a JSON object');
   }
   const parsed = checkAgainst(SceneHeaderSchema, json);
-  if (!parsed.ok) throw new SfsFormatError(`invalid scene header: ${parsed.problems.join('; ')}`);
-  const header = parsed.value;
-  const items = header.$items as SfsItem[];
+  if (!parsed.ok) throw new SfsFormatError(`invalid scene header: ${summarizeProblems(parsed.problems)}`);
+  const sensors = checkEach(SensorSchema, parsed.value.sensors, 'sensors');
+  if (!sensors.ok) throw new SfsFormatError(`invalid scene header: ${sensors.failed} of ${parsed.value.sensors.length} sensors are invalid: ${summarizeProblems(sensors.problems, undefined, sensors.failed)}`);
+  const checkedItems = checkEach(ItemSchema, parsed.value.$items, '$items');
+  if (!checkedItems.ok) throw new SfsFormatError(`invalid scene header: ${checkedItems.failed} of ${parsed.value.$items.length} $items are invalid: ${summarizeProblems(checkedItems.problems, undefined, checkedItems.failed)}`);
+  const items = checkedItems.value as SfsItem[];
+  const itemProblems = items.flatMap((item, i) => itemSizeProblems(item, i));
   if (fileSize !== undefined) {
     const binaryBytes = fileSize - binaryStart;
+    // The binary section always begins with its 4-byte marker; a file that ends before it was cut short.
+    if (binaryBytes < SFS_BINARY_MARKER_BYTES) {
+      throw new SfsFormatError("not an .sfs scene: the file ends before the binary section's 4-byte marker does (truncated upload?)");
+    }
     items.forEach((item, i) => {
       if (item.offset < SFS_BINARY_MARKER_BYTES || item.offset + item.length > binaryBytes) {
-        throw new SfsFormatError(
-          `invalid scene header: $items[${i}] (${formatPath(item.keys)}) spans bytes ${item.offset}..${item.offset + item.length} ` +
-            `of the binary section, which holds ${Math.max(binaryBytes, 0)} bytes`,
+        itemProblems.push(
+          `$items[${i}] (${formatPath(item.keys)}) spans bytes ${item.offset}..${item.offset + item.length} ` +
+            `of the binary section, which holds ${Math.max(binaryBytes, 0)} bytes${item.offset + item.length > binaryBytes ? ' (truncated upload?)' : ''}`,
         );
       }
     });
   }
-  return { header, binaryStart, items };
+  if (itemProblems.length > 0) throw new SfsFormatError(`invalid scene header: ${summarizeProblems(itemProblems)}`);
+  return { header: { ...parsed.value, sensors: sensors.value, $items: items }, binaryStart, items };
+}
+
+/** An item's byte length must be what its dtype and shape declare: a mismatch means Scale would misread it. */
+function itemSizeProblems(item: SfsItem, i: number): string[] {
+  const element = SFS_DTYPES[item.dtype];
+  const where = `$items[${i}] (${formatPath(item.keys)})`;
+  if (item.length % element !== 0) return [`${where} is ${item.length} bytes, not a whole number of ${item.dtype} elements (${element} bytes each)`];
+  if (item.shape === undefined) return [];
+  const declared = item.shape.reduce((product, n) => product * n, element);
+  return declared === item.length ? [] : [`${where} declares ${item.dtype} × [${item.shape.slice(0, 8).join(', ')}] = ${declared} bytes but holds ${item.length}`];
 }
 
 /**

@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 afterAll(() => sim.close());
 afterEach(() => {
-  sim.configure({ rateLimit: null, failNextRequests: 0, dropNextRequests: 0, latencyMs: 0, serverErrorRate: 0 });
+  sim.configure({ rateLimit: null, failNextRequests: 0, dropNextRequests: 0, latencyMs: 0, serverErrorRate: 0, startDelayMs: 0 });
 });
 
 const fastRetry = { baseDelayMs: 20, maxDelayMs: 200, attemptTimeoutMs: 2_000, maxElapsedMs: 10_000 };
@@ -66,6 +66,7 @@ describe('ScaleClient against the simulator', () => {
   });
 
   it('cancels a task, optionally freeing its unique_id', async () => {
+    sim.configure({ startDelayMs: 5_000 }); // still pending: only a task whose work has not started can be cancelled
     const req = request();
     const { task } = await client().createMultistageTask(req);
     expect((await client().cancelTask(task.task_id, { clearUniqueId: true })).status).toBe('canceled');
@@ -205,8 +206,32 @@ describe('ScaleClient against the simulator', () => {
     const started = Date.now();
     const err = await failure(c.createMultistageTask(request()));
     expect(err).toMatchObject({ status: 429, retryable: true });
-    expect(err.message).toContain('retry budget spent');
+    expect(err.message).toContain('the next try would pass the deadline');
     expect(Date.now() - started).toBeLessThan(2_500);
+  });
+
+  it('keeps every call, the 409 lookup included, inside one deadline', async () => {
+    // A create whose answer is lost (so the retry meets 409), then a rate limit asking for 9 s: the lookup that
+    // resolves the 409 must not get a fresh budget of its own.
+    await new Promise((resolve) => setTimeout(resolve, 1_100)); // an empty rate-limit window: earlier tests' requests age out
+    sim.configure({ dropNextRequests: 1, rateLimit: { requestsPerSecond: 2, retryAfterSeconds: 9 } });
+    const started = Date.now();
+    const deadline = started + 3_000;
+    const c = client({ retry: { ...fastRetry, maxAttempts: 10, maxElapsedMs: 30_000, maxRetryAfterMs: 10_000 }, deadline });
+    const err = await failure(c.createMultistageTask(request()));
+    expect(err).toMatchObject({ operation: 'list tasks', status: 429, retryable: true });
+    expect(Date.now()).toBeLessThanOrEqual(deadline);
+    // A deadline that is not a whole millisecond (what arithmetic on remaining time gives) still times calls out.
+    sim.configure({ rateLimit: null, latencyMs: 3_000 });
+    const fractional = await failure(client({ retry: { ...fastRetry, maxAttempts: 1 }, deadline: Date.now() + 1_500.5 }).getTask('0123456789abcdef01234567'));
+    expect(fractional.message).toContain('timed out');
+    sim.configure({ latencyMs: 0 });
+    // Past the deadline nothing is even attempted.
+    const before = requestsSoFar();
+    const late = await failure(client({ deadline: Date.now() + 500 }).getTask('0123456789abcdef01234567'));
+    expect(late).toMatchObject({ retryable: true, attempts: 0 });
+    expect(late.message).toContain('less than a second left');
+    expect(requestsSoFar()).toBe(before);
   });
 
   it('treats an unreachable Scale as a retryable network error', async () => {

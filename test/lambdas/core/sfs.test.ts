@@ -152,6 +152,46 @@ describe('SFS header validation', () => {
     reject(fileWithHeader('{"version":"1.0","sensors":[],"$items":[{"keys":["a"],"offset":-1,"length":1,"dtype":"float128"}]}'), /\$items\[0\]\.offset.*\$items\[0\]\.dtype/);
   });
 
+  it('rejects an item whose bytes do not match its dtype and shape', () => {
+    const item = (extra: string) => `{"version":"1.0","sensors":[],"$items":[{"keys":["p"],"offset":4,${extra}}]}`;
+    reject(fileWithHeader(item('"length":24,"dtype":"float32","shape":[2,4]'), new Uint8Array(4 + 24)), '$items[0] (p) declares float32 × [2, 4] = 32 bytes but holds 24');
+    reject(fileWithHeader(item('"length":6,"dtype":"float32"'), new Uint8Array(4 + 6)), '$items[0] (p) is 6 bytes, not a whole number of float32 elements (4 bytes each)');
+    const fits = fileWithHeader(item('"length":24,"dtype":"float32","shape":[2,3]'), new Uint8Array(4 + 24));
+    expect(parseSfsHeader(fits, { fileSize: fits.length }).items).toHaveLength(1);
+  });
+
+  it('rejects a scene cut short inside its binary section or its marker', () => {
+    const scene = encodeSfsToBuffer(buildSampleScene({ pointsPerFrame: 100 }));
+    const { binaryStart } = parseSfsHeader(scene, { fileSize: scene.length });
+    // The upload ends a few bytes early: the last item no longer fits (HEAD tells the size; the prefix is the same).
+    reject(scene, /spans bytes .* which holds \d+ bytes \(truncated upload\?\)/, { fileSize: scene.length - 3 });
+    // The upload ends right after the header, inside the 4-byte marker.
+    reject(scene.subarray(0, binaryStart + 2), "the file ends before the binary section's 4-byte marker does (truncated upload?)");
+  });
+
+  it('keeps its word short whatever the header holds, and never overflows the stack', () => {
+    const messageOf = (file: Buffer) => {
+      try {
+        parseSfsHeader(file, { fileSize: file.length });
+      } catch (err) {
+        expect(err).toBeInstanceOf(SfsFormatError);
+        return (err as Error).message;
+      }
+      throw new Error('accepted a hostile header');
+    };
+    const empties = messageOf(fileWithHeader(JSON.stringify({ version: '1.0', sensors: Array.from({ length: 50_000 }, () => ({})) })));
+    expect(empties).toMatch(/^invalid scene header: 50000 of 50000 sensors are invalid: sensors\[0\]\.id: has no id; sensors\[0\]\.type: has no type; /);
+    expect(empties).toMatch(/… and 499\d\d more problems$/);
+    expect(Buffer.byteLength(empties)).toBeLessThanOrEqual(1200);
+    const longType = messageOf(fileWithHeader(JSON.stringify({ version: '1.0', sensors: [{ id: 'a', type: 'x'.repeat(450_000) }] })));
+    expect(longType).toMatch(/^invalid scene header: 1 of 1 sensors are invalid: sensors\[0\]\.type: has unknown type "x{59}…" \(expected camera/);
+    expect(longType.length).toBeLessThan(300);
+    const items = messageOf(fileWithHeader(JSON.stringify({ version: '1.0', sensors: [], $items: Array.from({ length: 100_000 }, () => 7) })));
+    expect(items).toMatch(/^invalid scene header: 100000 of 100000 \$items are invalid: \$items\[0\]: expected object; .*… and 999\d\d more problems$/);
+    const deep = messageOf(fileWithHeader(`{"version":"1.0","sensors":${'['.repeat(100_000)}${']'.repeat(100_000)}}`));
+    expect(deep).toBe('invalid scene header: 1 of 1 sensors are invalid: sensors[0]: expected object');
+  });
+
   it('enforces the cap on a stream without reading the rest', async () => {
     const file = Buffer.alloc(10 * 1024 * 1024, 0x20); // 10 MiB of "header" with no end
     const { stream, counter } = countingStream(file, 4096);

@@ -12,10 +12,11 @@ const source = (i: number) => ({ uniqueId: `sfs-${i}`, bucket: 'scenes', key: `k
 describe('TaskReader (the downstream contract) against DynamoDB', () => {
   it('gets by uniqueId and by taskId, and pages through a status since a time', async () => {
     for (let i = 0; i < 5; i++) {
-      await env.store.startSubmission(source(i), `2026-11-0${i + 1}T00:00:00.000Z`);
-      await env.store.recordSubmitted(`sfs-${i}`, { taskId: `task-${i}`, attachmentExpiresAt: '2026-12-01T00:00:00.000Z', adopted: false }, `2026-11-0${i + 1}T01:00:00.000Z`);
+      await env.store.startSubmission(source(i), `claim-${i}`, `2026-11-0${i + 1}T00:00:00.000Z`);
+      await env.store.recordSubmitted(`sfs-${i}`, { taskId: `task-${i}`, attachmentExpiresAt: '2026-12-01T00:00:00.000Z', attachmentPinned: true, adopted: false }, `2026-11-0${i + 1}T01:00:00.000Z`);
     }
-    await env.store.recordRejection({ ...source(9) }, 'the object is empty (0 bytes)', '2026-11-09T00:00:00.000Z');
+    await env.store.startSubmission(source(9), 'claim-9', '2026-11-09T00:00:00.000Z');
+    await env.store.recordRejection('sfs-9', 'claim-9', 'the object is empty (0 bytes)', '2026-11-09T00:00:00.000Z');
 
     expect(await env.reader.get('sfs-2')).toMatchObject({ schemaVersion: 1, status: 'pending', taskId: 'task-2', key: 'k2.sfs' });
     expect(await env.reader.getByTaskId('task-3')).toMatchObject({ uniqueId: 'sfs-3' });
@@ -35,22 +36,5 @@ describe('TaskReader (the downstream contract) against DynamoDB', () => {
     expect((await env.reader.listByStatus('rejected', '2026-01-01T00:00:00.000Z')).items).toEqual([
       expect.objectContaining({ uniqueId: 'sfs-9', reason: 'the object is empty (0 bytes)' }),
     ]);
-  });
-
-  it('does not let a rejection or a repeated start overwrite an upload that has a task', async () => {
-    await env.store.startSubmission(source(20), '2026-11-20T00:00:00.000Z');
-    await env.store.recordSubmitted('sfs-20', { taskId: 'task-20', attachmentExpiresAt: '2026-12-01T00:00:00.000Z', adopted: false }, '2026-11-20T00:00:01.000Z');
-    expect(await env.store.startSubmission(source(20), '2026-11-21T00:00:00.000Z')).toEqual({ alreadyAt: 'pending' });
-    await env.store.recordRejection(source(20), 'late duplicate', '2026-11-21T00:00:00.000Z');
-    await env.store.recordCreateFailure('sfs-20', { message: 'late' }, '2026-11-21T00:00:00.000Z');
-    expect(await env.reader.get('sfs-20')).toMatchObject({ status: 'pending', taskId: 'task-20' });
-    expect((await env.reader.get('sfs-20'))?.reason).toBeUndefined();
-  });
-
-  it('lets an upload that Scale refused be submitted again', async () => {
-    await env.store.startSubmission(source(30), '2026-11-20T00:00:00.000Z');
-    await env.store.recordCreateFailure('sfs-30', { status: 400, message: 'Project "x" was not found.' }, '2026-11-20T00:00:01.000Z');
-    expect(await env.store.startSubmission(source(30), '2026-11-21T00:00:00.000Z')).toBe('started');
-    expect(await env.reader.get('sfs-30')).toMatchObject({ status: 'submitting' });
   });
 });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig, PipelineConfigSchema, RoutingSchema } from '../../../lambdas/core/config.js';
 import { routeFor } from '../../../lambdas/core/routing.js';
-import { decodeS3Key, uploadsInMessage } from '../../../lambdas/core/s3-event.js';
+import { changesInMessage, compareSequencers, decodeS3Key } from '../../../lambdas/core/s3-event.js';
 import { callbackUrlFor, sceneUniqueId, secretsEqual, signCallbackRef, verifyCallbackRef } from '../../../lambdas/core/scene-identity.js';
-import { encodeS3Key, s3NotificationBody } from '../../../local/events.js';
+import { encodeS3Key } from '../../../local/events.js';
 
 describe('S3 event keys', () => {
   it.each([
@@ -16,29 +16,63 @@ describe('S3 event keys', () => {
     expect(decodeS3Key(encoded)).toBe(key);
   });
 
-  it('reads the uploads of a notification and skips non-create events', () => {
-    const body = JSON.parse(s3NotificationBody([{ bucket: 'b', key: 'x y.sfs', size: 3, eTag: 'e', versionId: 'v1', eventName: 'ObjectCreated:CompleteMultipartUpload' }]));
-    body.Records.push({ ...body.Records[0], eventName: 'ObjectRemoved:Delete' });
-    expect(uploadsInMessage(JSON.stringify(body))).toEqual([
-      { eventName: 'ObjectCreated:CompleteMultipartUpload', bucket: 'b', key: 'x y.sfs', size: 3, eTag: 'e', versionId: 'v1' },
+  it('reads the uploads and removals of a notification, with versionId and sequencer, and skips other events', () => {
+    const record = (eventName: string, object: Record<string, unknown>) => ({ eventName, s3: { bucket: { name: 'b' }, object: { key: 'x+y.sfs', ...object } } });
+    const body = {
+      Records: [
+        record('ObjectCreated:CompleteMultipartUpload', { size: 3, eTag: '"e"', versionId: 'v1', sequencer: '0055AED6DCD90281E5' }),
+        record('ObjectRemoved:DeleteMarkerCreated', { versionId: 'dm1', sequencer: '0055AED6DCD90281E6' }),
+        record('ObjectRestore:Completed', { versionId: 'v1' }),
+      ],
+    };
+    expect(changesInMessage(JSON.stringify(body))).toEqual([
+      { kind: 'created', upload: { eventName: 'ObjectCreated:CompleteMultipartUpload', bucket: 'b', key: 'x y.sfs', size: 3, eTag: 'e', versionId: 'v1', sequencer: '0055AED6DCD90281E5' } },
+      { kind: 'removed', removal: { eventName: 'ObjectRemoved:DeleteMarkerCreated', bucket: 'b', key: 'x y.sfs', versionId: 'dm1', sequencer: '0055AED6DCD90281E6' } },
     ]);
   });
 
-  it('says what is wrong with a message that is not a notification', () => {
-    expect(() => uploadsInMessage('nope')).toThrow('message body is not JSON; expected an S3 event notification');
-    expect(() => uploadsInMessage('{"Records":[{"eventName":"ObjectCreated:Put"}]}')).toThrow('Records[0].s3: expected object');
+  it('orders sequencers as AWS documents: right-pad the shorter with zeros, then compare', () => {
+    expect(compareSequencers('0055AED6DCD90281E5', '0055AED6DCD90281E6')).toBe(-1);
+    // Padded: 0055AED6DCD90281E500 > 0055AED6DCD90281E4FF.
+    expect(compareSequencers('0055AED6DCD90281E5', '0055AED6DCD90281E4FF')).toBe(1);
+    expect(compareSequencers('0055aed6dcd90281e5', '0055AED6DCD90281E500')).toBe(0);
+  });
+
+  it('says what is wrong with a message that is not a notification, in bounded words', () => {
+    expect(() => changesInMessage('nope')).toThrow('message body is not JSON; expected an S3 event notification');
+    expect(() => changesInMessage('{"Records":[{"eventName":"ObjectCreated:Put"}]}')).toThrow('Records[0].s3: expected object');
+    const hostile = JSON.stringify({ Records: Array.from({ length: 5_000 }, () => ({ eventName: 'x' })) });
+    const message = (() => {
+      try {
+        changesInMessage(hostile);
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })()!;
+    expect(message).toMatch(/… and \d+ more problems$/);
+    expect(Buffer.byteLength(message)).toBeLessThanOrEqual(1100);
   });
 });
 
 describe('scene identity', () => {
   it('is stable per object version and differs across versions, keys and buckets', () => {
+    // Known vectors: 'sfs-' + the first 40 hex digits of SHA-256 over the JSON array [bucket, key, version].
     const id = sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'v1' });
-    expect(id).toMatch(/^sfs-[0-9a-f]{40}$/);
-    expect(sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'v1', eTag: 'ignored' })).toBe(id);
+    expect(id).toBe('sfs-6075c1020613cb0d420717176e118cfa3ed89726');
+    expect(sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'v1', eTag: 'ignored', sequencer: 'ignored' })).toBe(id);
     expect(sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'v2' })).not.toBe(id);
     expect(sceneUniqueId({ bucket: 'b2', key: 'k.sfs', versionId: 'v1' })).not.toBe(id);
-    expect(sceneUniqueId({ bucket: 'b', key: 'k.sfs', eTag: '"abc"' })).toBe(sceneUniqueId({ bucket: 'b', key: 'k.sfs', eTag: 'abc' }));
-    expect(() => sceneUniqueId({ bucket: 'b', key: 'k.sfs' })).toThrow('neither versionId nor ETag');
+    expect(sceneUniqueId({ bucket: 'b', key: 'k2.sfs', versionId: 'v1' })).not.toBe(id);
+  });
+
+  it('identifies an upload without a real version by its sequencer and ETag: a re-upload is new, a redelivery is not', () => {
+    const unversioned = { bucket: 'b', key: 'k.sfs', eTag: '"abc"', sequencer: '0055AED6DCD90281E5' };
+    expect(sceneUniqueId(unversioned)).toBe('sfs-36b3773761d61b65e20fba7323fa95e4e841ba68');
+    // Versioning suspended: every write is version "null", which identifies nothing.
+    expect(sceneUniqueId({ ...unversioned, versionId: 'null' })).toBe('sfs-36b3773761d61b65e20fba7323fa95e4e841ba68');
+    expect(sceneUniqueId({ ...unversioned, sequencer: '0055AED6DCD90281F0' })).not.toBe(sceneUniqueId(unversioned));
+    expect(() => sceneUniqueId({ bucket: 'b', key: 'k.sfs', eTag: 'abc' })).toThrow('neither a versionId nor a sequencer and ETag');
+    expect(() => sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'null', eTag: 'abc' })).toThrow('neither a versionId nor a sequencer and ETag');
   });
 
   it('signs callback URLs that verify only with the same ref and key', () => {
@@ -132,13 +166,52 @@ describe('configuration', () => {
 describe('frame manifests', () => {
   it('resolves entries relative to the manifest folder, or from the root with a leading slash', async () => {
     const { resolveFrameKey, parseFrameManifest } = await import('../../../lambdas/core/scene-content.js');
-    expect(resolveFrameKey('a/b/scene.frames.json', 'f/0.json')).toBe('a/b/f/0.json');
-    expect(resolveFrameKey('a/b/scene.frames.json', '/x/0.json')).toBe('x/0.json');
-    expect(resolveFrameKey('a/b/scene.frames.json', '../0.json')).toBe('a/0.json');
-    expect(resolveFrameKey('scene.frames.json', '0.json')).toBe('0.json');
-    expect(resolveFrameKey('a/scene.frames.json', '../../0.json')).toBeUndefined();
-    expect(resolveFrameKey('a/scene.frames.json', 'https://example.com/0.json')).toBeUndefined();
-    expect(parseFrameManifest('{"frames":["1.json","2.json"]}', 'd/m.frames.json', 10)).toEqual({ frames: ['d/1.json', 'd/2.json'] });
-    expect(parseFrameManifest('{"frames":[""]}', 'd/m.frames.json', 10)).toEqual({ problem: expect.stringContaining('frames[0]: must not be empty') });
+    // Scope: the manifest's folder a/b/.
+    expect(resolveFrameKey('a/b/scene.frames.json', 'f/0.json', 'a/b/')).toBe('a/b/f/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '/x/0.json', 'a/b/')).toBe('a/b/x/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', './f/../g/0.json', 'a/b/')).toBe('a/b/g/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '../b/0.json', 'a/b/')).toBe('a/b/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '../0.json', 'a/b/')).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', '..', 'a/b/')).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', '/../0.json', 'a/b/')).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', '../../../a/b/0.json', 'a/b/')).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', 'https://example.com/0.json', 'a/b/')).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', 'f/', 'a/b/')).toBeUndefined();
+    // Scope widened to a route prefix a/: a sibling folder is fine, outside it is not.
+    expect(resolveFrameKey('a/b/scene.frames.json', '../c/0.json', 'a/')).toBe('a/c/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '/c/0.json', 'a/')).toBe('a/c/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '../../z/0.json', 'a/')).toBeUndefined();
+    // At the bucket's root the scope is the whole bucket, and nothing climbs above it.
+    expect(resolveFrameKey('scene.frames.json', '0.json', '')).toBe('0.json');
+    expect(resolveFrameKey('scene.frames.json', '../0.json', '')).toBeUndefined();
+    expect(parseFrameManifest('{"frames":["1.json","2.json"]}', 'd/m.frames.json', 10, 'd/')).toEqual({ frames: ['d/1.json', 'd/2.json'] });
+    expect(parseFrameManifest('{"frames":[""]}', 'd/m.frames.json', 10, 'd/')).toEqual({ problem: expect.stringContaining('frames[0]: must not be empty') });
+    expect(parseFrameManifest('{"frames":["/team-b/private/export.json"]}', 'team-a/m.frames.json', 10, 'team-a/')).toEqual({ frames: ['team-a/team-b/private/export.json'] });
+    expect(parseFrameManifest('{"frames":["../team-b/private/export.json"]}', 'team-a/m.frames.json', 10, 'team-a/')).toEqual({
+      problem: 'frames[0] "../team-b/private/export.json" is not a key inside "team-a/"; frames must stay within the manifest\'s scope',
+    });
+  });
+
+  it('takes the scope from the config: the folder by default, the route prefix when widened', async () => {
+    const { frameScopeOf } = await import('../../../lambdas/core/scene-content.js');
+    const routing = parseConfig(RoutingSchema, { project: 'p', routes: [{ prefix: 'fleet/' }] }, 'routing');
+    expect(frameScopeOf('fleet/car1/drive.frames.json', routing)).toBe('fleet/car1/');
+    expect(frameScopeOf('fleet/car1/drive.frames.json', { ...routing, frameScope: 'route' })).toBe('fleet/');
+    expect(frameScopeOf('other/drive.frames.json', { ...routing, frameScope: 'route' })).toBe('other/');
+    expect(frameScopeOf('drive.frames.json', routing)).toBe('');
+  });
+
+  it('bounds what a hostile manifest can make it say, and never overflows', async () => {
+    const { parseFrameManifest } = await import('../../../lambdas/core/scene-content.js');
+    const numbers = JSON.stringify({ frames: Array.from({ length: 300_000 }, (_, i) => i) });
+    expect(parseFrameManifest(numbers, 'd/m.frames.json', 2_000, 'd/')).toEqual({ problem: 'the frame manifest lists 300000 frames; at most 2000 are allowed' });
+    const wrong = JSON.stringify({ frames: Array.from({ length: 2_000 }, (_, i) => i) });
+    const problem = (parseFrameManifest(wrong, 'd/m.frames.json', 2_000, 'd/') as { problem: string }).problem;
+    expect(problem).toMatch(/^the frame manifest is not \{"frames": \["<key>", …\]\}: 2000 of 2000 entries are invalid: frames\[0\]: expected a key \(string\); /);
+    expect(problem).toMatch(/… and 1980 more problems$/);
+    expect(Buffer.byteLength(problem)).toBeLessThanOrEqual(1024);
+    const longEntry = 'x'.repeat(450_000);
+    const far = (parseFrameManifest(JSON.stringify({ frames: [`../${longEntry}`] }), 'd/m.frames.json', 10, 'd/') as { problem: string }).problem;
+    expect(far.length).toBeLessThan(400);
   });
 });
