@@ -20,7 +20,7 @@ export interface LocalS3Options {
 
 /**
  * An S3 on a free loopback port, as strict as S3 where the pipeline depends on it: versions and delete markers,
- * SigV4 signatures (header and presigned) verified, and one S3 event notification record per write or delete.
+ * SigV4 header signatures and SigV4/SigV2 presigned URLs verified, and one S3 event notification record per write or delete.
  * Object bytes live in a fresh temporary folder, removed on close.
  */
 export async function startLocalS3(options: LocalS3Options) {

@@ -1,7 +1,7 @@
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { IncomingHttpHeaders } from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
-import { checkPresignedRequest, isPresigned, NodeSha256, type Credentials } from '../presign-check.js';
+import { checkPresignedRequest, NodeSha256, parseQuery, queryAuthOf, type Credentials } from '../presign-check.js';
 import { S3Error } from './xml.js';
 
 export interface S3Accounts {
@@ -14,19 +14,7 @@ export interface S3Accounts {
   urlRefusedCredentials?: Credentials[];
 }
 
-/** The query of a request as S3 reads it: percent-decoded, '+' kept as '+', repeated names in order. */
-export function parseQuery(search: string): Array<[string, string]> {
-  if (search.startsWith('?')) search = search.slice(1);
-  if (!search) return [];
-  try {
-    return search.split('&').filter(Boolean).map((pair) => {
-      const at = pair.indexOf('=');
-      return at < 0 ? [decodeURIComponent(pair), ''] : [decodeURIComponent(pair.slice(0, at)), decodeURIComponent(pair.slice(at + 1))];
-    });
-  } catch {
-    throw new S3Error(400, 'InvalidArgument', 'The query string is not correctly percent-encoded.');
-  }
-}
+export { parseQuery } from '../presign-check.js';
 
 const MAX_SKEW_MS = 15 * 60 * 1000;
 const AUTH_HEADER = /^AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})$/;
@@ -43,11 +31,9 @@ export async function authenticate(
 ): Promise<{ payloadHash?: string }> {
   const { method, url, headers } = request;
   const authorization = headers.authorization;
-  if (isPresigned(url)) {
+  if (queryAuthOf(request.rawQuery)) {
     if (authorization) throw new S3Error(400, 'InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified');
-    const check = await checkPresignedRequest(method, url, headers.host ?? '', accounts.credentials, now);
-    if (!check.ok) throw new S3Error(403, check.code, check.message);
-    return {};
+    return checkPresignedRequest(request, accounts.credentials, now);
   }
   if (!authorization) throw new S3Error(403, 'AccessDenied', 'Access Denied');
   if (!authorization.startsWith('AWS4-HMAC-SHA256 ')) {
