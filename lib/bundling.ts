@@ -19,6 +19,12 @@ export type FunctionName = keyof typeof FUNCTION_ENTRIES;
 export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 15 };
 
 /**
+ * Each function's memory in MB (Lambda gives CPU in proportion). create-task parses .sfs headers of up to
+ * `maxHeaderBytes` (8 MiB): a hostile one of millions of tiny objects needs ~300 MB and a second or two of CPU.
+ */
+export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task': 1024, callback: 512 };
+
+/**
  * How every function is bundled: ESM, minified, with source maps, the SDK bundled in (pinned, not the runtime's).
  * `target` is node20 so the very same bundle also runs on the local pipeline's Node.
  */

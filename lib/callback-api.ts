@@ -32,7 +32,6 @@ export class CallbackApi extends Construct {
       description: 'Verifies Scale callbacks and stores their results',
       // Scale's callback timeout is not documented: answer fast.
       timeout: Duration.seconds(FUNCTION_TIMEOUT_SECONDS.callback),
-      memorySize: 512,
     })
       .bindTable(props.table)
       .bindWritableBucket(props.results, CALLBACK_ARCHIVE_PREFIX, 'RESULTS_BUCKET')

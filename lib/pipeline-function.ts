@@ -8,13 +8,12 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { BUNDLING, FUNCTION_ENTRIES, type FunctionName } from './bundling.js';
+import { BUNDLING, FUNCTION_ENTRIES, FUNCTION_MEMORY_MB, type FunctionName } from './bundling.js';
 
 export interface PipelineFunctionProps {
   name: FunctionName;
   description: string;
   timeout: Duration;
-  memorySize?: number;
   environment?: Record<string, string>;
 }
 
@@ -28,7 +27,7 @@ export class PipelineFunction extends NodejsFunction {
       description: props.description,
       runtime: Runtime.NODEJS_24_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 512,
+      memorySize: FUNCTION_MEMORY_MB[props.name],
       timeout: props.timeout,
       tracing: Tracing.ACTIVE,
       logGroup,

@@ -1,11 +1,9 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Writable } from 'node:stream';
-import { FUNCTION_TIMEOUT_SECONDS, type FunctionName } from '../lib/bundling.js';
+import { FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT_SECONDS, type FunctionName } from '../lib/bundling.js';
 
 const RUNNER = fileURLToPath(new URL('./lambda-runner.mjs', import.meta.url));
-/** PipelineFunction's default memory size, which both of the stack's functions use. */
-const DEFAULT_MEMORY_MB = 512;
 /** Lambda gives a function's initialisation (the bundle's import) 10 s on its own, outside the invocation's timeout. */
 const INIT_LIMIT_MS = 10_000;
 
@@ -64,7 +62,8 @@ export class FunctionPool {
     const timeoutSeconds = options.timeoutSeconds ?? FUNCTION_TIMEOUT_SECONDS[name as FunctionName];
     if (!(timeoutSeconds > 0)) throw new Error(`FunctionPool ${name}: no timeout (not one of the stack's functions; pass timeoutSeconds)`);
     this.timeoutSeconds = timeoutSeconds;
-    this.memoryMb = options.memoryMb ?? DEFAULT_MEMORY_MB;
+    // The stack's size for the function; 512 MB (PipelineFunction's default) for a bundle the stack does not know.
+    this.memoryMb = options.memoryMb ?? FUNCTION_MEMORY_MB[name as FunctionName] ?? 512;
   }
 
   async invoke<T>(event: unknown): Promise<T> {

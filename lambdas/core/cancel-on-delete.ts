@@ -9,7 +9,7 @@ import { boundText } from './validation.js';
 
 export interface CancelDeps {
   store: TaskStore;
-  scale: { cancelTask(taskId: string): Promise<ScaleTask> };
+  scale: { cancelTask(taskId: string): Promise<ScaleTask>; findTaskByUniqueId(uniqueId: string): Promise<ScaleTask | undefined> };
   /** Off: deletes are only logged, open tasks go on. */
   cancelOnDelete: boolean;
   now?: () => Date;
@@ -35,8 +35,14 @@ export async function cancelOnDelete(removal: RemovalEvent, deps: CancelDeps): P
   if (status === 'submitting') {
     throw new Error(`upload ${uniqueId} is still being submitted; the delete is handled again once it has a task (or was rejected)`);
   }
+  if (status === 'failed') {
+    // Its deliveries gave up, but one of them may have created the task before its answer was lost.
+    const task = await deps.scale.findTaskByUniqueId(uniqueId);
+    if (!task) return { kind: 'nothing_to_cancel', uniqueId, status, reason: 'the upload failed before Scale had a task for it' };
+    await deps.store.recordSubmitted(uniqueId, { taskId: task.task_id, attachmentPinned: isRealVersionId(target.versionId), adopted: true }, (deps.now?.() ?? new Date()).toISOString());
+    return cancelOpenTask(uniqueId, task.task_id, CANCELED_ON_DELETE, deps);
+  }
   if (status !== 'pending' || !target.taskId) return { kind: 'nothing_to_cancel', uniqueId, status, reason: `the upload is ${status}, not a pending task` };
-
   return cancelOpenTask(uniqueId, target.taskId, CANCELED_ON_DELETE, deps);
 }
 

@@ -50,6 +50,10 @@ export const RoutingSchema = z.strictObject({
   }
   const seen = new Map<string, number>();
   routing.routes.forEach((route, i) => {
+    // A frame scope is a folder: "team-a" would also take in "team-ab/…" and "team-a-archive/…".
+    if (routing.frameScope === 'route' && !route.prefix.endsWith('/')) {
+      problem(['routes', i, 'prefix'], `must end with '/' when frameScope is "route" (the scope is a folder; ${JSON.stringify(route.prefix)} would also cover ${JSON.stringify(`${route.prefix}b/`)})`);
+    }
     const first = seen.get(route.prefix);
     if (first !== undefined) problem(['routes', i, 'prefix'], `repeats routes[${first}].prefix ${JSON.stringify(route.prefix)}: each prefix may have one route`);
     seen.set(route.prefix, i);
@@ -67,7 +71,13 @@ export type Route = z.infer<typeof RouteSchema>;
 /** Everything the stack reads from CDK context. */
 export const PipelineConfigSchema = z.strictObject({
   routing: RoutingSchema,
-  scaleApiUrl: z._default(z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }), 'https://api.scale.com/v1'),
+  scaleApiUrl: z._default(
+    z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).check(
+      // The key goes in the Authorization header; credentials in the URL would only end up in logs and errors.
+      z.refine((url) => !/^[a-z]+:\/\/[^/]*@/i.test(url), 'must not hold credentials (user:password@): the API key goes in its secret'),
+    ),
+    'https://api.scale.com/v1',
+  ),
   /** Concurrent create-task invocations, i.e. the pressure put on Scale's rate limit. */
   maxConcurrency: z._default(z.int().check(z.gte(2, 'must be at least 2 (SQS event source minimum)'), z.lte(1000)), 5),
   /** Receives of one message before it moves to the dead-letter queue. */

@@ -17,6 +17,10 @@ export const TASKS_TABLE_SCHEMA = {
 
 /** States from which an upload may be (re)submitted: nothing reached Scale, Scale refused it, or it gave up. */
 const RESUBMITTABLE: TaskStatus[] = ['submitting', 'create_failed', 'failed'];
+/** What a record says of a delivery that claimed it and never reached an outcome. */
+export const UNFINISHED_DELIVERY =
+  'an earlier delivery ended without an outcome: the function timed out or crashed (or it is still running, if S3 or SQS delivered the event twice)';
+
 /** States a failed delivery may be counted in: the upload has no outcome yet. */
 const UNFINISHED: TaskStatus[] = ['submitting', 'failed'];
 
@@ -46,6 +50,8 @@ export class DynamoTaskStore implements TaskStore {
     try {
       const condition = `attribute_not_exists(${expr.name('uniqueId')}) OR (${status} IN (${RESUBMITTABLE.map((s) => expr.value(s)).join(', ')}) AND attribute_not_exists(${expr.name('taskId')}))`;
       const old = await this.update(expr, submission.uniqueId, condition, 'ALL_OLD');
+      // An earlier claim still open: that delivery never reached an outcome, and a killed function cannot say why.
+      if (old?.status === 'submitting' && old.claimId !== undefined) await this.noteUnfinishedDelivery(submission.uniqueId, claimId, now);
       // A claim or a failed attempt before this one: that delivery may have created the task.
       return old?.claimId !== undefined || old?.attempts !== undefined || old?.status === 'create_failed' ? 'resumed' : 'started';
     } catch (err) {
@@ -65,7 +71,7 @@ export class DynamoTaskStore implements TaskStore {
     return this.endClaim(uniqueId, claimId, now, (expr) => (expr.set('status', 'create_failed'), expr.set('scaleError', error)));
   }
 
-  async recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<void> {
+  async recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<'recorded' | 'already_has_task' | { overRejection: string }> {
     const expr = new UpdateExpression();
     expr.set('status', 'pending');
     expr.set('submittedAt', now);
@@ -73,7 +79,13 @@ export class DynamoTaskStore implements TaskStore {
     for (const [field, value] of Object.entries(details)) if (value !== undefined) expr.set(field, value);
     for (const field of ['scaleError', 'reason', 'claimId']) expr.remove(field);
     // Over anything but a record that names a task already: a created task must never be hidden by a rejection.
-    await this.ignoreConditionFailure(this.update(expr, uniqueId, `attribute_exists(${expr.name('uniqueId')}) AND attribute_not_exists(${expr.name('taskId')})`));
+    try {
+      const old = await this.update(expr, uniqueId, `attribute_exists(${expr.name('uniqueId')}) AND attribute_not_exists(${expr.name('taskId')})`, 'ALL_OLD');
+      return old?.status === 'rejected' ? { overRejection: String(old.reason ?? 'rejected') } : 'recorded';
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return 'already_has_task';
+    }
   }
 
   async recordFailedAttempt(source: SceneSource, failure: FailedAttempt, now: string): Promise<void> {
@@ -90,6 +102,11 @@ export class DynamoTaskStore implements TaskStore {
     await this.ignoreConditionFailure(
       this.update(expr, source.uniqueId, `attribute_not_exists(${expr.name('uniqueId')}) OR ${status} IN (${UNFINISHED.map((s) => expr.value(s)).join(', ')})`),
     );
+    if (failure.claimId) {
+      const release = new UpdateExpression();
+      release.remove('claimId');
+      await this.ignoreConditionFailure(this.update(release, source.uniqueId, `${release.name('claimId')} = ${release.value(failure.claimId)}`));
+    }
   }
 
   async findByKey(bucket: string, key: string, limit = 100): Promise<TaskRecord[]> {
@@ -182,6 +199,14 @@ export class DynamoTaskStore implements TaskStore {
   async get(uniqueId: string): Promise<TaskRecord | undefined> {
     const { Item } = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: { uniqueId }, ConsistentRead: true }));
     return Item as TaskRecord | undefined;
+  }
+
+  private async noteUnfinishedDelivery(uniqueId: string, claimId: string, now: string): Promise<void> {
+    const expr = new UpdateExpression();
+    expr.add('attempts', 1);
+    expr.set('lastError', UNFINISHED_DELIVERY);
+    expr.set('updatedAt', now);
+    await this.ignoreConditionFailure(this.update(expr, uniqueId, `${expr.name('claimId')} = ${expr.value(claimId)}`));
   }
 
   /** Ends this delivery's claim with an outcome: only if it still holds the claim and no task is recorded. */

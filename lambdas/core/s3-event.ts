@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst, summarizeProblems } from './validation.js';
+import { checkAgainst, quote, summarizeProblems } from './validation.js';
 import type { UploadIdentity } from './scene-identity.js';
 
 /** Keys in S3 event notifications are URL-encoded with '+' for spaces: `red+flower%C3%A9.sfs`. */
@@ -56,12 +56,18 @@ export function changesInMessage(body: string): BucketChange[] {
   if ((json as { Event?: unknown } | null)?.Event === 's3:TestEvent') return [];
   const parsed = checkAgainst(S3NotificationSchema, json);
   if (!parsed.ok) throw new Error(`message body is not an S3 event notification: ${summarizeProblems(parsed.problems)}`);
-  return parsed.value.Records.flatMap((r): BucketChange[] => {
+  return parsed.value.Records.flatMap((r, i): BucketChange[] => {
     const object = r.s3.object;
+    let key: string;
+    try {
+      key = decodeS3Key(object.key);
+    } catch {
+      throw new Error(`Records[${i}].s3.object.key is not URL-encoded as S3 sends keys: ${quote(object.key, 200)}`);
+    }
     const common = {
       eventName: r.eventName,
       bucket: r.s3.bucket.name,
-      key: decodeS3Key(object.key),
+      key,
       ...(object.versionId ? { versionId: object.versionId } : {}),
       ...(object.sequencer ? { sequencer: object.sequencer } : {}),
     };

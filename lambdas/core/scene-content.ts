@@ -54,8 +54,9 @@ const FrameEntrySchema = z.string({ error: 'expected a key (string)' }).check(z.
  */
 export function frameScopeOf(manifestKey: string, routing: Routing): string {
   const folder = posix.dirname(manifestKey) === '.' ? '' : `${posix.dirname(manifestKey)}/`;
-  if (routing.frameScope !== 'route') return folder;
-  return routeFor(manifestKey, routing).route ?? folder;
+  const route = routing.frameScope === 'route' ? routeFor(manifestKey, routing).route : undefined;
+  // Config refuses a route prefix that is not a folder for this scope; never widen to one all the same.
+  return route?.endsWith('/') ? route : folder;
 }
 
 /**
@@ -64,7 +65,8 @@ export function frameScopeOf(manifestKey: string, routing: Routing): string {
  * climbs out of the scope): write access to one prefix must never expose another's objects.
  */
 export function resolveFrameKey(manifestKey: string, entry: string, scope: string): string | undefined {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(entry) || entry.includes('\\') || entry.includes('\0')) return undefined;
+  // Empty segments ('a//b') are rejected rather than collapsed: 'x//y.json' is another object than 'x/y.json'.
+  if (/^[a-z][a-z0-9+.-]*:/i.test(entry) || entry.includes('\\') || entry.includes('\0') || entry.includes('//')) return undefined;
   const base = entry.startsWith('/') ? `/${scope}` : `/${posix.dirname(manifestKey)}/`;
   const normal = posix.normalize(posix.join(base, entry));
   // Normalizing from an absolute base clamps '..' at the root, so compare against the scope, not for '..'.
@@ -118,6 +120,10 @@ export function parseFrameManifest(text: string, manifestKey: string, maxFrames:
 async function checkFrameManifest(ref: SceneRef, head: { size: number }, objects: SceneObjects, routing: Routing): Promise<SceneContent> {
   if (head.size > routing.maxManifestBytes) {
     return { ok: false, reason: `the frame manifest is ${head.size} bytes; at most ${routing.maxManifestBytes} are allowed` };
+  }
+  // Frame keys are resolved against the manifest's folder, which must then be a plain path.
+  if (ref.key.includes('//') || ref.key.startsWith('/')) {
+    return { ok: false, reason: "the frame manifest's key has an empty path segment ('//' or a leading '/'); upload it under a plain folder path" };
   }
   const chunks: Uint8Array[] = [];
   for await (const chunk of await objects.readPrefix(ref, head.size)) chunks.push(chunk);

@@ -25,6 +25,8 @@ export interface SubmitDeps {
   routing: Routing;
   callbackBaseUrl: string;
   signingKey: string;
+  /** This delivery's claim on the upload (a fresh one by default). */
+  claimId?: string;
   now?: () => Date;
 }
 
@@ -62,7 +64,7 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
   const settings = routeFor(upload.key, deps.routing);
 
   // Claim first: a repeated delivery costs one conditional write, and only this claim may end the upload.
-  const claimId = randomUUID();
+  const claimId = deps.claimId ?? randomUUID();
   const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, claimId, now());
   if (typeof started === 'object') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
   const reject = async (reason: string): Promise<SubmitOutcome> => {
@@ -76,7 +78,7 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
   const gone = async (why: string): Promise<SubmitOutcome> => {
     // An earlier delivery may have created the task and lost the answer: deletes win, so that task is canceled.
     const earlier = started === 'resumed' ? await deps.scale.findTaskByUniqueId(uniqueId) : undefined;
-    if (!earlier) return reject(`${why}; nothing was sent to Scale`);
+    if (!earlier) return reject(why);
     await deps.store.recordSubmitted(uniqueId, { taskId: earlier.task_id, attachmentPinned: isRealVersionId(upload.versionId), adopted: true }, now());
     return cancelOpenTask(uniqueId, earlier.task_id, `${why}; the task an earlier delivery had created was canceled at Scale`, deps);
   };
@@ -120,7 +122,11 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
   }
   const attachmentPinned = pinned && content.attachments.every((a) => isRealVersionId(a.versionId));
   const submitted = { taskId: created.task.task_id, attachmentExpiresAt: attachmentExpiresAt.toISOString(), attachmentPinned, adopted: created.adopted, frameCount: content.frameCount };
-  await deps.store.recordSubmitted(uniqueId, submitted, now());
+  const recorded = await deps.store.recordSubmitted(uniqueId, submitted, now());
+  if (typeof recorded === 'object') {
+    // Another delivery rejected the upload (deleted or replaced) while this one was creating its task.
+    return cancelOpenTask(uniqueId, created.task.task_id, boundText(`${recorded.overRejection}; the task created meanwhile was canceled at Scale`), deps);
+  }
   return { kind: 'submitted', uniqueId, taskId: created.task.task_id, adopted: created.adopted };
 }
 

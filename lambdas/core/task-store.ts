@@ -25,6 +25,8 @@ export interface FailedAttempt {
   error: string;
   /** The last delivery before the dead-letter queue: the record becomes 'failed'. */
   terminal: boolean;
+  /** The failing delivery's claim, if it took one: released, so the next delivery does not count it twice. */
+  claimId?: string;
 }
 
 export interface CallbackUpdate {
@@ -59,8 +61,11 @@ export interface TaskStore {
   recordRejection(uniqueId: string, claimId: string, reason: string, now: string): Promise<void>;
   /** Records 'create_failed' with Scale's error, if this delivery still holds the claim and no task is recorded. */
   recordCreateFailure(uniqueId: string, claimId: string, error: { status?: number; message: string }, now: string): Promise<void>;
-  /** Records 'pending' with the task id, unless the record already names a task (a callback got there first). */
-  recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<void>;
+  /**
+   * Records 'pending' with the task id, unless the record already names a task (a callback got there first).
+   * Over a rejection it still records, and says so with the rejection's reason: the task must then be canceled.
+   */
+  recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<'recorded' | 'already_has_task' | { overRejection: string }>;
   /**
    * Counts a failed delivery and keeps its error; on the terminal one the record becomes 'failed'. Only while the
    * upload is unfinished (absent, submitting or failed): never over an outcome.

@@ -2,6 +2,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
 import { cancelOnDelete } from '../core/cancel-on-delete.js';
 import { parseConfig, requireEnv, RoutingSchema } from '../core/config.js';
 import { documentClient, DynamoTaskStore } from '../core/dynamo-task-store.js';
@@ -12,6 +13,7 @@ import { ScaleClient } from '../core/scale/client.js';
 import { S3SceneObjects } from '../core/scene-objects.js';
 import { readSecret } from '../core/secrets.js';
 import { sceneSourceOf, submitScene } from '../core/submit-scene.js';
+import { clip } from '../core/validation.js';
 
 // Cold start: configuration errors surface here, naming the variable or key.
 const routing = parseConfig(RoutingSchema, JSON.parse(requireEnv('ROUTING')), 'ROUTING environment variable');
@@ -35,30 +37,42 @@ async function scaleClient(): Promise<ScaleClient> {
   return new ScaleClient({ apiKey, baseUrl: scaleApiUrl, deadline, onRetry: (notice) => logger.warn('retrying Scale call', { ...notice }) });
 }
 
-async function applyChange(change: BucketChange): Promise<Record<string, unknown>> {
+async function applyChange(change: BucketChange, claimId: string): Promise<Record<string, unknown>> {
   if (change.kind === 'removed') return cancelOnDelete(change.removal, { store, scale: await scaleClient(), cancelOnDelete: cancelOnDeleteEnabled });
   const [scale, signingKey] = await Promise.all([scaleClient(), readSecret(signingSecret, 'the callback signing key')]);
-  return submitScene(change.upload, { objects, store, scale, routing, callbackBaseUrl, signingKey });
+  return submitScene(change.upload, { objects, store, scale, routing, callbackBaseUrl, signingKey, claimId });
 }
 
 async function recordHandler(record: SQSRecord): Promise<void> {
-  // A body that is not an S3 notification throws here: retried, then parked in the dead-letter queue.
-  const changes = changesInMessage(record.body);
+  let changes: BucketChange[];
+  try {
+    changes = changesInMessage(record.body);
+  } catch (err) {
+    // Not an S3 notification S3 would send: retried, then parked in the dead-letter queue, and said here.
+    logger.error('message is not a readable S3 event notification; it goes to the dead-letter queue after its retries', {
+      messageId: record.messageId,
+      error: describeFailure(err).message,
+      body: clip(record.body, 500),
+    });
+    throw err;
+  }
   const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
   const terminal = attempt >= maxReceiveCount;
   for (const change of changes) {
     const object = change.kind === 'created' ? change.upload : change.removal;
     const where = { messageId: record.messageId, event: object.eventName, bucket: object.bucket, key: object.key, versionId: object.versionId };
+    const claimId = randomUUID();
     try {
-      const outcome = await applyChange(change);
+      const outcome = await applyChange(change, claimId);
       logger.info(`${change.kind === 'created' ? 'upload' : 'removal'} ${String(outcome.kind)}`, { ...where, ...outcome });
     } catch (err) {
       const failure = describeFailure(err);
       if (change.kind === 'created') {
         // The record shows every failed attempt; the last one before the dead-letter queue marks it 'failed'.
-        await store
-          .recordFailedAttempt(sceneSourceOf(change.upload, routing), { attempt, error: failure.message, terminal }, new Date().toISOString())
-          .catch((recordErr: unknown) => logger.error('could not record the failed attempt', { ...where, error: recordErr as Error }));
+        const upload = change.upload;
+        await Promise.resolve()
+          .then(() => store.recordFailedAttempt(sceneSourceOf(upload, routing), { attempt, error: failure.message, terminal, claimId }, new Date().toISOString()))
+          .catch((recordErr: unknown) => logger.error('could not record the failed attempt', { ...where, error: describeFailure(recordErr).message }));
       }
       const what = terminal ? `gave up after ${attempt} deliveries; the message goes to the dead-letter queue` : 'failed; the message will be delivered again';
       logger.error(`${change.kind === 'created' ? 'upload' : 'removal'} ${what}`, { ...where, attempt, maxReceiveCount, failureKind: failure.kind, error: failure.message });

@@ -1,7 +1,11 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parseConfig, RoutingSchema } from '../../lambdas/core/config.js';
 import { ScaleClient } from '../../lambdas/core/scale/client.js';
+import type { CreateMultistageTaskRequest } from '../../lambdas/core/scale/schemas.js';
+import { S3SceneObjects } from '../../lambdas/core/scene-objects.js';
+import { submitScene } from '../../lambdas/core/submit-scene.js';
 import { sceneUniqueId } from '../../lambdas/core/scene-identity.js';
 import { encodeSfsToBuffer } from '../../lambdas/core/sfs/writer.js';
 import { s3NotificationBody, sqsEvent, sqsRecord, type S3ObjectEvent } from '../../local/events.js';
@@ -20,6 +24,11 @@ const contextWith = (remainingMs: number) => {
   return { functionName: 'create-task', awsRequestId: 'test', getRemainingTimeInMillis: () => deadline - Date.now() } as Context;
 };
 const scene = encodeSfsToBuffer(buildSampleScene());
+/** An .sfs file of just this header (padded) and the binary section's marker. */
+const headerOnly = (json: string) => {
+  const header = Buffer.from(json);
+  return Buffer.concat([header, Buffer.alloc((4 - (header.length % 4)) % 4, 0x20), Buffer.alloc(4)]);
+};
 
 beforeAll(async () => {
   recorder = await startRecorder();
@@ -40,6 +49,12 @@ afterEach(() => {
 
 const deliver = (object: S3ObjectEvent, receiveCount = 1) => handler(sqsEvent([sqsRecord(s3NotificationBody([object]), receiveCount)]), contextWith(60_000));
 const simTasksFor = (uniqueId: string) => env.scale.state().tasks.filter((t) => t.unique_id === uniqueId);
+/** The client's methods bound to it, so one of them can be replaced. */
+const bind = (scale: ScaleClient) => ({
+  createMultistageTask: scale.createMultistageTask.bind(scale),
+  findTaskByUniqueId: scale.findTaskByUniqueId.bind(scale),
+  cancelTask: (taskId: string) => scale.cancelTask(taskId),
+});
 async function upload(key: string, body: Uint8Array | string = scene) {
   const put = await env.put(key, body);
   return { ...put, uniqueId: sceneUniqueId(put) };
@@ -49,6 +64,8 @@ describe('poison input is rejected once, in bounded words, and never jams the qu
   it.each([
     ['a header of 50,000 empty sensors', 'poison/empties.sfs', () => encodeSfsToBuffer({ version: '1.0', sensors: Array.from({ length: 50_000 }, () => ({})) }), /^invalid scene header: 50000 of 50000 sensors are invalid: .*… and \d+ more problems$/],
     ['a sensor type of 450 KB', 'poison/long type.sfs', () => encodeSfsToBuffer({ version: '1.0', sensors: [{ id: 'a', type: 'x'.repeat(450_000) }] }), /has unknown type "x+…" \(expected camera/],
+    // ~8 MiB, the header cap: millions of elements must cost a linear, small check, not minutes of CPU.
+    ['a header of 2.8 million empty items', 'poison/items.sfs', () => headerOnly(`{"version":"1.0","sensors":[],"$items":[${new Array(2_796_180).fill('{}').join(',')}]}`), /^invalid scene header: 2796180 of 2796180 \$items are invalid: .*… and 2796\d\d\d more problems$/],
     ['a manifest of 300,000 numbers', 'poison/numbers.frames.json', () => JSON.stringify({ frames: new Array(300_000).fill(0) }), /^the frame manifest lists 300000 frames; at most 2000 are allowed$/],
   ])('%s', async (_name, key, body, reason) => {
     const object = await upload(key, body());
@@ -91,6 +108,19 @@ describe('a refused Scale API key is retried, visible and alarmed, never recorde
     expect((await handler(sqsEvent([message]), contextWith(60_000))).batchItemFailures).toEqual([]);
     expect(await env.reader.get(object.uniqueId)).toMatchObject({ status: 'pending', attempts: MAX_RECEIVES });
     expect(simTasksFor(object.uniqueId)).toHaveLength(1);
+  });
+});
+
+describe('a message that is not an S3 notification', () => {
+  it('fails alone, and the log says what it was, in bounded words', async () => {
+    const errors = vi.spyOn(logger, 'error');
+    const garbage = sqsRecord(JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'scenes' }, object: { key: `bad%E0%A4%A${'x'.repeat(300_000)}.sfs` } } }] }));
+    const result = await handler(sqsEvent([garbage]), contextWith(60_000));
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: garbage.messageId }]);
+    const [message, extra] = errors.mock.calls.at(-1)!;
+    expect(message).toContain('is not a readable S3 event notification');
+    expect(extra).toMatchObject({ messageId: garbage.messageId, error: expect.stringContaining('is not URL-encoded as S3 sends keys') });
+    expect(JSON.stringify(extra).length).toBeLessThan(2_000);
   });
 });
 
@@ -161,6 +191,44 @@ describe('deletes win until Scale has the task, then cancel it', () => {
       adopted: true,
       reason: expect.stringContaining('the task an earlier delivery had created was canceled at Scale'),
     });
+    expect(simTasksFor(object.uniqueId).map((t) => t.task.status)).toEqual(['canceled']);
+  });
+
+  it('cancels a task whose create finished after a duplicate delivery rejected the deleted upload', async () => {
+    env.scale.configure({ startDelayMs: 10_000 });
+    const object = await upload('race/scene.sfs');
+    const scale = new ScaleClient({ apiKey: SECRETS.scaleApiKey, baseUrl: env.scale.apiUrl });
+    // Delivery 1 passes every check, then its create is held until the race below has run.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const slowScale = { ...bind(scale), createMultistageTask: async (request: CreateMultistageTaskRequest) => (await held, scale.createMultistageTask(request)) };
+    const deps = { objects: new S3SceneObjects(env.s3Client), store: env.store, routing: parseConfig(RoutingSchema, { project: 'scenes-default' }, 'routing'), callbackBaseUrl: `${recorder.url}/callback`, signingKey: SECRETS.signingKey };
+    const event = { ...object, eventName: 'ObjectCreated:Put' };
+    const first = submitScene(event, { ...deps, scale: slowScale });
+    await eventually(async () => ((await env.reader.get(object.uniqueId))?.status === 'submitting' ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // past its HEAD and header read
+    // The object is deleted; a duplicate delivery finds it gone and no task at Scale yet: rejected.
+    await env.remove(object.key);
+    expect(await submitScene(event, { ...deps, scale })).toMatchObject({ kind: 'rejected' });
+    release();
+    expect(await first).toMatchObject({ kind: 'canceled' });
+    expect(await env.reader.get(object.uniqueId)).toMatchObject({ status: 'canceled', reason: expect.stringContaining('the task created meanwhile was canceled at Scale') });
+    expect(simTasksFor(object.uniqueId).map((t) => t.task.status)).toEqual(['canceled']);
+  });
+
+  it('cancels the task of a failed upload that a delivery had created before its answer was lost', async () => {
+    env.scale.configure({ startDelayMs: 10_000 });
+    const object = await upload('failed-then-deleted/scene.sfs');
+    const created = await new ScaleClient({ apiKey: SECRETS.scaleApiKey, baseUrl: env.scale.apiUrl }).createMultistageTask({
+      project: 'scenes-default',
+      attachments: [`${recorder.url}/scene.sfs`],
+      scene_format: 'sensor_fusion',
+      unique_id: object.uniqueId,
+    });
+    const source = { ...object, sceneFormat: 'sensor_fusion' as const };
+    await env.store.recordFailedAttempt(source, { attempt: MAX_RECEIVES, error: 'network error (ECONNRESET)', terminal: true }, new Date().toISOString());
+    expect((await deliver(await env.remove(object.key))).batchItemFailures).toEqual([]);
+    expect(await env.reader.get(object.uniqueId)).toMatchObject({ status: 'canceled', taskId: created.task.task_id, adopted: true });
     expect(simTasksFor(object.uniqueId).map((t) => t.task.status)).toEqual(['canceled']);
   });
 

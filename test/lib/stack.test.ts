@@ -100,6 +100,9 @@ describe('functions', () => {
       expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
     }
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: Match.anyValue() });
+    // create-task gets the memory (and so the CPU) to parse an 8 MiB header of millions of tiny objects.
+    expect(functionNamed('create-task')[1].Properties).toMatchObject({ MemorySize: 1024, Timeout: 60 });
+    expect(functionNamed('callback')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 15 });
   });
 
   it('gives create-task its routing, the Scale URL and the signed callback base', () => {
@@ -271,6 +274,8 @@ describe('configuration and checks', () => {
     [{ routing: { project: 'p', routes: [{ prefix: '/highway/' }] } }, "routing.routes[0].prefix: must not start with '/'"],
     [{ routing: { project: 'p', routes: [{ prefix: 'a/' }, { prefix: 'a/', project: 'q' }] } }, 'routing.routes[1].prefix: repeats routes[0].prefix "a/"'],
     [{ routing: { project: 'p', tags: ['x', 'x'] } }, 'routing.tags: repeats "x"'],
+    [{ routing: { project: 'p', instruction: 'x'.repeat(3_500) } }, "routing: is 3730 bytes as JSON; create-task's environment allows about 3072"],
+    [{ routing: { project: 'p' }, scaleApiUrl: 'https://user:pass@api.scale.com/v1' }, 'scaleApiUrl: must not hold credentials'],
   ])('refuses config S3 or Scale would refuse or never use: %j', (pipeline, message) => {
     expect(() => synth(pipeline)).toThrow(message);
   });

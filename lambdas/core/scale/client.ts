@@ -192,7 +192,8 @@ export class ScaleClient {
       };
     }
 
-    const scaleMessage = this.redact(readScaleError(text));
+    // Redacted before it is cut short, so no part of a key survives the cut.
+    const scaleMessage = readScaleError(this.redact(text));
     const status = response.status;
     // 429 and 408 mean the request was not processed; 5xx may have been, so they need safeToRepeat.
     const retryable = isRetryableStatus(status) && (status === 429 || status === 408 || spec.safeToRepeat);
@@ -206,9 +207,13 @@ export class ScaleClient {
     };
   }
 
-  /** Scale does not echo keys, but an error text is copied into logs and records: make sure. */
-  private redact(text: string | undefined): string | undefined {
-    return text?.split(this.options.apiKey).join('[redacted]');
+  /**
+   * Scale does not echo keys, but an error text (from Scale or a proxy in front of it) is copied into logs and
+   * records: make sure, in every form the key travels in — as is, and base64-encoded in the Basic credentials.
+   */
+  private redact(text: string): string {
+    const forms = [this.authorization.slice('Basic '.length), this.options.apiKey];
+    return forms.reduce((out, secret) => out.split(secret).join('[redacted]'), text);
   }
 }
 
@@ -223,7 +228,8 @@ function parseJson(text: string): unknown {
 function readScaleError(text: string): string | undefined {
   const body = ScaleErrorBodySchema.safeParse(parseJson(text));
   const message = body.success ? (body.data.error ?? body.data.message) : undefined;
-  return message ?? (text.trim() ? text.trim().slice(0, 300) : undefined);
+  // Bounded either way: the text goes into log lines and records.
+  return (message ?? text.trim()).slice(0, 300) || undefined;
 }
 
 function stripQuery(path: string): string {

@@ -64,6 +64,18 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'pending', taskId: 'task-3', attempts: 2 });
   });
 
+  it('counts a delivery that claimed the upload and never reached an outcome (a timed-out or crashed function)', async () => {
+    const u = upload();
+    await env.store.startSubmission(u, 'killed-delivery', T(0));
+    expect(await env.store.startSubmission(u, 'next-delivery', T(60))).toBe('resumed');
+    expect(await env.reader.get(u.uniqueId)).toMatchObject({
+      status: 'submitting',
+      claimId: 'next-delivery',
+      attempts: 1,
+      lastError: expect.stringContaining('an earlier delivery ended without an outcome: the function timed out or crashed'),
+    });
+  });
+
   it('lets an upload that Scale refused be submitted again', async () => {
     const u = upload();
     await env.store.startSubmission(u, 'claim-1', T(0));

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ScaleClient, type RetryNotice, type ScaleClientOptions } from '../../../lambdas/core/scale/client.js';
 import { ScaleApiError, ScaleRequestInvalidError } from '../../../lambdas/core/scale/errors.js';
@@ -108,6 +110,29 @@ describe('ScaleClient against the simulator', () => {
     expect(err).toMatchObject({ status: 401, retryable: false, attempts: 1 });
     expect(err.message).not.toContain(wrongKey);
     expect(requestsSoFar()).toBe(before + 1);
+  });
+
+  it('keeps the key out of errors even when a careless server echoes it, raw or base64-encoded', async () => {
+    // Not Scale (which does not echo keys) but a proxy in front of it might: both forms, in JSON and plain text.
+    const echo = createServer((req, res) => {
+      const text = `bad request from ${req.headers.authorization} (key ${API_KEY}) ` + 'x'.repeat(5_000);
+      if (req.url?.includes('json')) res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ status_code: 400, error: text }));
+      else res.writeHead(400).end(text);
+    });
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(echo.address() as AddressInfo).port}/v1`;
+    try {
+      for (const id of ['json', 'plain']) {
+        const err = await failure(client({ baseUrl: base }).getTask(id));
+        expect(err.scaleMessage).toMatch(/^bad request from Basic \[redacted\] \(key \[redacted\]\) x+$/);
+        // Bounded: the echoed text goes into log lines and records.
+        expect(err.scaleMessage!.length).toBe(300);
+        expectNoKey(err);
+      }
+    } finally {
+      echo.closeAllConnections();
+      await new Promise<void>((resolve) => echo.close(() => resolve()));
+    }
   });
 
   it('adopts the existing task on 409', async () => {

@@ -41,6 +41,8 @@ describe('S3 event keys', () => {
   it('says what is wrong with a message that is not a notification, in bounded words', () => {
     expect(() => changesInMessage('nope')).toThrow('message body is not JSON; expected an S3 event notification');
     expect(() => changesInMessage('{"Records":[{"eventName":"ObjectCreated:Put"}]}')).toThrow('Records[0].s3: expected object');
+    const badKey = { Records: [{ eventName: 'ObjectCreated:Put', s3: { bucket: { name: 'b' }, object: { key: 'ok.sfs%E0%A4%A' } } }] };
+    expect(() => changesInMessage(JSON.stringify(badKey))).toThrow('Records[0].s3.object.key is not URL-encoded as S3 sends keys: "ok.sfs%E0%A4%A"');
     const hostile = JSON.stringify({ Records: Array.from({ length: 5_000 }, () => ({ eventName: 'x' })) });
     const message = (() => {
       try {
@@ -177,6 +179,8 @@ describe('frame manifests', () => {
     expect(resolveFrameKey('a/b/scene.frames.json', '../../../a/b/0.json', 'a/b/')).toBeUndefined();
     expect(resolveFrameKey('a/b/scene.frames.json', 'https://example.com/0.json', 'a/b/')).toBeUndefined();
     expect(resolveFrameKey('a/b/scene.frames.json', 'f/', 'a/b/')).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', 'x//y.json', 'a/b/')).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', 'x\\..\\y.json', 'a/b/')).toBeUndefined();
     // Scope widened to a route prefix a/: a sibling folder is fine, outside it is not.
     expect(resolveFrameKey('a/b/scene.frames.json', '../c/0.json', 'a/')).toBe('a/c/0.json');
     expect(resolveFrameKey('a/b/scene.frames.json', '/c/0.json', 'a/')).toBe('a/c/0.json');
@@ -199,6 +203,11 @@ describe('frame manifests', () => {
     expect(frameScopeOf('fleet/car1/drive.frames.json', { ...routing, frameScope: 'route' })).toBe('fleet/');
     expect(frameScopeOf('other/drive.frames.json', { ...routing, frameScope: 'route' })).toBe('other/');
     expect(frameScopeOf('drive.frames.json', routing)).toBe('');
+    // A prefix that is not a folder never becomes a scope (config refuses it for frameScope "route").
+    expect(frameScopeOf('team-a/drive.frames.json', { ...routing, frameScope: 'route', routes: [{ prefix: 'team-a' }] })).toBe('team-a/');
+    expect(() => parseConfig(RoutingSchema, { project: 'p', frameScope: 'route', routes: [{ prefix: 'team-a' }] }, 'routing')).toThrow(
+      'routes[0].prefix: must end with \'/\' when frameScope is "route"',
+    );
   });
 
   it('bounds what a hostile manifest can make it say, and never overflows', async () => {
