@@ -8,21 +8,23 @@ export const PROJECT_ROOT = join(fileURLToPath(new URL('.', import.meta.url)), '
 export const FUNCTION_ENTRIES = {
   'create-task': join(PROJECT_ROOT, 'lambdas/create-task/handler.ts'),
   callback: join(PROJECT_ROOT, 'lambdas/callback/handler.ts'),
+  'callback-auth': join(PROJECT_ROOT, 'lambdas/callback-auth/handler.ts'),
 } as const;
 export type FunctionName = keyof typeof FUNCTION_ENTRIES;
 
 /**
  * Each function's timeout in seconds: the stack deploys with it and the local function runner enforces it.
  * create-task: Scale calls get a 30 s retry budget; S3, DynamoDB and the secrets need a little on top.
- * callback: Scale's callback timeout is not documented, so answer fast.
+ * callback: reads a stored callback (up to 10 MB) and updates the record, off Scale's request.
+ * callback-auth: checks a header and a signature while Scale waits (its timeout is not documented).
  */
-export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 15 };
+export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 30, 'callback-auth': 10 };
 
 /**
  * Each function's memory in MB (Lambda gives CPU in proportion). create-task parses .sfs headers of up to
  * `maxHeaderBytes` (8 MiB): a hostile one of millions of tiny objects needs ~300 MB and a second or two of CPU.
  */
-export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task': 1024, callback: 512 };
+export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task': 1024, callback: 512, 'callback-auth': 512 };
 
 /**
  * How every function is bundled: ESM, minified, with source maps, the SDK bundled in (pinned, not the runtime's).

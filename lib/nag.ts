@@ -2,6 +2,7 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import { CfnBucket, type IBucket } from 'aws-cdk-lib/aws-s3';
 import type { IConstruct } from 'constructs';
 import type { CallbackApi } from './callback-api.js';
+import type { CallbackProcessing } from './callback-processing.js';
 import type { ScenesIngest } from './scenes-ingest.js';
 import type { PipelineSecrets } from './secrets.js';
 import type { TaskCreation } from './task-creation.js';
@@ -24,21 +25,34 @@ export interface Acknowledged {
   ingest: ScenesIngest;
   creation: TaskCreation;
   callbacks: CallbackApi;
+  processing: CallbackProcessing;
+  results: IBucket;
   secrets: PipelineSecrets;
 }
 
 /** Every cdk-nag finding this stack accepts, on the construct it concerns, with the reason. */
-export function acknowledgeFindings({ stack, ingest, creation, callbacks, secrets }: Acknowledged): void {
-  for (const fn of [creation.function, callbacks.function]) {
+export function acknowledgeFindings({ stack, ingest, creation, callbacks, processing, results, secrets }: Acknowledged): void {
+  for (const fn of [creation.function, processing.function, callbacks.authorizer]) {
     acknowledge(fn, LAMBDA_BASIC_EXECUTION, "Lambda's managed logging policy (create log streams, put log events); retention is set on the log group the stack creates.");
     acknowledge(fn, 'AwsSolutions-IAM5[Resource::*]', 'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords take no narrower resource.');
   }
   acknowledge(creation.function, objectsFinding(ingest.bucket, '*'), 'Reads any uploaded scene (HEAD, ranged GET, presigned GET): uploads have arbitrary keys.');
-  acknowledge(callbacks.function, objectsFinding(callbacks.results, 'callbacks/*'), 'Archives each callback under its own key below callbacks/; the prefix is as narrow as it gets.');
+  acknowledge(processing.function, objectsFinding(results, 'callbacks/*'), 'Reads the callbacks API Gateway stored, each under its own key below callbacks/; the prefix is as narrow as it gets.');
+  acknowledge(callbacks.storeRole, objectsFinding(results, 'callbacks/*'), 'API Gateway stores each callback under its own key (callbacks/<ref>/<request id>.json); the prefix is as narrow as it gets.');
 
-  acknowledge(callbacks.api, 'AwsSolutions-APIG4', "Scale cannot sign requests or use Cognito: the callback function authenticates every call with Scale's callback auth header and a per-task HMAC in the URL.");
-  acknowledge(callbacks.api, 'AwsSolutions-COG4', 'As for APIG4: Scale posts callbacks with a shared header, not with Cognito tokens; the function verifies it and a per-task HMAC.');
-  acknowledge(callbacks.api, 'AwsSolutions-APIG3', 'WAF is left to the operator (it has a monthly cost); calls without the signed per-task query are refused by API Gateway and the function.');
+  acknowledge(
+    callbacks.api,
+    'AwsSolutions-APIG2',
+    'Request parameters are validated (ref and sig required); the body is deliberately not: it is stored as sent, before any check, so no callback is lost to a model. It is validated when applied, and refusals are counted and alarmed.',
+  );
+  acknowledge(callbacks.api, 'AwsSolutions-COG4', "Scale cannot use Cognito: a request authorizer checks the per-task HMAC in the URL and Scale's callback auth header before anything is stored.");
+  if (!callbacks.rateLimited) {
+    acknowledge(
+      callbacks.api,
+      'AwsSolutions-APIG3',
+      "WAF has a monthly cost, so it is opt-in (callbackWafRateLimit). Without it, calls lacking the header, ref or sig are refused by API Gateway itself, and the authorizer's answers are cached per (header, ref, sig).",
+    );
+  }
   acknowledge(
     callbacks.api,
     'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]',

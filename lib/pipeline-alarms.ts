@@ -2,30 +2,45 @@ import { Duration, Stack } from 'aws-cdk-lib';
 import type { RestApi } from 'aws-cdk-lib/aws-apigateway';
 import { Alarm, ComparisonOperator, TreatMissingData, type IMetric } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import type { Function as LambdaFunction } from 'aws-cdk-lib/aws-lambda';
 import { FilterPattern, MetricFilter, type ILogGroup } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
 export interface PipelineAlarmsProps {
-  deadLetterQueue: IQueue;
-  createTask: IFunction;
-  /** create-task's log group: its failure lines carry `failureKind`. */
-  createTaskLogs: ILogGroup;
-  callback: IFunction;
+  /** The ingest and the callback dead-letter queues. */
+  deadLetterQueues: IQueue[];
+  createTask: LambdaFunction;
+  callback: LambdaFunction;
+  callbackAuth: LambdaFunction;
   api: RestApi;
+  apiAccessLogs: ILogGroup;
   /** An existing SNS topic to notify; without it the alarms only show in CloudWatch. */
   topicArn?: string;
 }
 
-/** The few signals that mean an upload or a result is stuck and a person should look. */
+/**
+ * The signals that mean an upload or a result is stuck, refused or about to be lost, and a person should look.
+ * Refusals are counted from the functions' structured log lines (and API Gateway's access log), per stack.
+ */
 export class PipelineAlarms extends Construct {
   readonly alarms: Alarm[];
+  /** Metric namespace of the counted log lines: per stack, so a second deployment never feeds these alarms. */
+  readonly namespace: string;
 
   constructor(scope: Construct, id: string, props: PipelineAlarmsProps) {
     super(scope, id);
     const period = Duration.minutes(5);
+    this.namespace = `ScaleSfsPipeline/${Stack.of(this).stackName}`;
+    const count = (name: string, logGroup: ILogGroup, field: string, value: string) =>
+      new MetricFilter(this, `${name}Filter`, {
+        logGroup,
+        filterPattern: FilterPattern.stringValue(field, '=', value),
+        metricNamespace: this.namespace,
+        metricName: name,
+        metricValue: '1',
+      }).metric({ period, statistic: 'Sum' });
     const anyOf = (name: string, metric: IMetric, description: string) =>
       new Alarm(this, name, {
         metric,
@@ -35,33 +50,46 @@ export class PipelineAlarms extends Construct {
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
       });
-    // create-task logs `failureKind: "scale_auth"` when Scale refuses the API key; those uploads are retried (and
-    // end as 'failed'), so without this nobody would hear of a wrong or rotated key until everything is stuck.
-    const authFailures = new MetricFilter(this, 'ScaleAuthFailureFilter', {
-      logGroup: props.createTaskLogs,
-      filterPattern: FilterPattern.stringValue('$.failureKind', '=', 'scale_auth'),
-      // Per stack, so a second deployment in the account does not feed this alarm.
-      metricNamespace: `ScaleSfsPipeline/${Stack.of(this).stackName}`,
-      metricName: 'ScaleAuthFailures',
-      metricValue: '1',
-    });
+
+    // Counted, not alarmed: anyone on the internet can send a URL this stack did not sign.
+    count('CallbackRefusedSignature', props.callbackAuth.logGroup, '$.callbackRefusal', 'signature');
     this.alarms = [
       anyOf(
         'ScaleAuthFailures',
-        authFailures.metric({ period, statistic: 'Sum' }),
+        count('ScaleAuthFailures', props.createTask.logGroup, '$.failureKind', 'scale_auth'),
         'Scale refused the API key (401/403): uploads are retried and then parked as failed. Put the right key in the Scale API key secret, then redrive.',
       ),
+      // Only Scale holds URLs this stack signed: a genuine URL with a wrong header is Scale with a key we do not hold.
       anyOf(
-        'DeadLetters',
-        props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
-        'Uploads failed every delivery and wait in the dead-letter queue: fix the cause (see create-task logs), then redrive.',
+        'CallbackAuthRefused',
+        count('CallbackRefusedAuth', props.callbackAuth.logGroup, '$.callbackRefusal', 'auth'),
+        "Scale's callbacks are refused: the callback auth key secret does not match Scale's. Results are lost after 24 hours of retries — fix the secret now.",
+      ),
+      anyOf(
+        'CallbackBodyRefused',
+        count('CallbackRefusedBody', props.callback.logGroup, '$.callbackRefusal', 'body'),
+        'A stored callback is not a Scale callback the pipeline can read; its body is kept under callbacks/ in the results bucket.',
+      ),
+      anyOf(
+        'CallbackTooLarge',
+        count('CallbackRefusedSize', props.apiAccessLogs, '$.status', '413'),
+        "A callback was larger than API Gateway's 10 MB limit and refused (413); Scale retries, but it can never fit.",
+      ),
+      ...props.deadLetterQueues.map((queue, i) =>
+        anyOf(
+          i === 0 ? 'DeadLetters' : 'CallbackDeadLetters',
+          queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
+          i === 0
+            ? 'Uploads failed every delivery and wait in the dead-letter queue: fix the cause (see create-task logs), then redrive.'
+            : 'Stored callbacks failed every attempt to apply them (see callback logs); fix the cause, then redrive.',
+        ),
       ),
       anyOf('CreateTaskErrors', props.createTask.metricErrors({ period }), 'create-task crashed or timed out (record failures are reported per message and do not count here).'),
-      anyOf('CallbackErrors', props.callback.metricErrors({ period }), 'The callback function crashed or timed out; Scale retries, but look before it gives up.'),
+      anyOf('CallbackErrors', props.callback.metricErrors({ period }), 'The callback function crashed or timed out; its messages come back, then go to the dead letters.'),
       anyOf(
         'CallbackServerErrors',
         props.api.metricServerError({ period, statistic: 'Sum' }),
-        'Callbacks answered 5xx (storage failed, or secrets not set): Scale retries up to 20 times in 24 hours.',
+        'Callbacks answered 5xx (storing failed, or the authorizer failed: secrets not set?): Scale retries up to 20 times in 24 hours.',
       ),
     ];
     if (props.topicArn) {

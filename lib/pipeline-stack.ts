@@ -2,6 +2,7 @@ import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { PipelineConfig } from '../lambdas/core/config.js';
 import { CallbackApi } from './callback-api.js';
+import { CallbackProcessing } from './callback-processing.js';
 import { acknowledgeFindings } from './nag.js';
 import { PipelineAlarms } from './pipeline-alarms.js';
 import { sceneSuffixes, ScenesIngest } from './scenes-ingest.js';
@@ -14,7 +15,7 @@ export interface PipelineStackProps extends StackProps {
   config: PipelineConfig;
 }
 
-/** S3 .sfs upload → queue → create-task → Scale; Scale → callback API → DynamoDB. */
+/** S3 .sfs upload → queue → create-task → Scale; Scale → callback API → results bucket → callback → DynamoDB. */
 export class PipelineStack extends Stack {
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
     super(scope, id, props);
@@ -36,11 +37,12 @@ export class PipelineStack extends Stack {
     const secrets = new PipelineSecrets(this, 'Secrets', { removalPolicy });
 
     const callbacks = new CallbackApi(this, 'CallbackApi', {
-      table: store.table,
       results,
       callbackAuthKey: secrets.callbackAuthKey,
       signingKey: secrets.signingKey,
+      wafRateLimit: config.callbackWafRateLimit,
     });
+    const processing = new CallbackProcessing(this, 'CallbackProcessing', { table: store.table, results, maxReceiveCount: config.maxReceiveCount });
     const creation = new TaskCreation(this, 'TaskCreation', {
       config,
       queue: ingest.queue,
@@ -52,11 +54,12 @@ export class PipelineStack extends Stack {
     });
 
     new PipelineAlarms(this, 'Alarms', {
-      deadLetterQueue: ingest.deadLetterQueue,
+      deadLetterQueues: [ingest.deadLetterQueue, processing.deadLetterQueue],
       createTask: creation.function,
-      createTaskLogs: creation.function.logGroup,
-      callback: callbacks.function,
+      callback: processing.function,
+      callbackAuth: callbacks.authorizer,
       api: callbacks.api,
+      apiAccessLogs: callbacks.accessLogs,
       topicArn: config.alarmTopicArn,
     });
 
@@ -70,10 +73,14 @@ export class PipelineStack extends Stack {
       value: ingest.deadLetterQueue.queueArn,
       description: 'For the redrive: aws sqs start-message-move-task --source-arn <this>',
     });
+    new CfnOutput(this, 'CallbackDeadLetterQueueArn', {
+      value: processing.deadLetterQueue.queueArn,
+      description: 'Stored callbacks that could not be applied; redrive after fixing the cause (the bodies stay in the results bucket)',
+    });
     new CfnOutput(this, 'ScaleApiKeySecretName', { value: secrets.scaleApiKey.secretName });
     new CfnOutput(this, 'ScaleCallbackAuthKeySecretName', { value: secrets.callbackAuthKey.secretName });
     new CfnOutput(this, 'CallbackSigningKeySecretName', { value: secrets.signingKey.secretName });
 
-    acknowledgeFindings({ stack: this, ingest, creation, callbacks, secrets });
+    acknowledgeFindings({ stack: this, ingest, creation, callbacks, processing, results, secrets });
   }
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { APIGatewayProxyEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { APIGatewayEventIdentity, APIGatewayRequestAuthorizerEvent, SQSEvent, SQSRecord } from 'aws-lambda';
 
 /** Encodes a key the way S3 event notifications do: form-encoded, so a space becomes '+'. */
 export function encodeS3Key(key: string): string {
@@ -44,7 +44,8 @@ export interface S3EventRecord {
   };
 }
 
-export function s3EventRecord(o: S3ObjectEvent): S3EventRecord {
+/** `configurationId` names the bucket's notification configuration that matched (the stack's id for it). */
+export function s3EventRecord(o: S3ObjectEvent, configurationId = 'scenes'): S3EventRecord {
   const eventName = o.eventName ?? 'ObjectCreated:Put';
   // Removal records carry no size or ETag.
   const created = eventName.startsWith('ObjectCreated:');
@@ -59,7 +60,7 @@ export function s3EventRecord(o: S3ObjectEvent): S3EventRecord {
     responseElements: { 'x-amz-request-id': 'LOCAL', 'x-amz-id-2': 'LOCAL' },
     s3: {
       s3SchemaVersion: '1.0',
-      configurationId: 'scenes',
+      configurationId,
       bucket: { name: o.bucket, ownerIdentity: { principalId: 'LOCAL' }, arn: `arn:aws:s3:::${o.bucket}` },
       object: {
         key: encodeS3Key(o.key),
@@ -73,8 +74,8 @@ export function s3EventRecord(o: S3ObjectEvent): S3EventRecord {
 }
 
 /** An S3 event notification body as AWS sends it to SQS. */
-export function s3NotificationBody(objects: S3ObjectEvent[]): string {
-  return JSON.stringify({ Records: objects.map(s3EventRecord) });
+export function s3NotificationBody(objects: S3ObjectEvent[], configurationId = 'scenes'): string {
+  return JSON.stringify({ Records: objects.map((o) => s3EventRecord(o, configurationId)) });
 }
 
 /** The event a record describes, key decoded (form-encoded: '+' is a space). */
@@ -115,49 +116,100 @@ export function sqsEvent(records: SQSRecord[]): SQSEvent {
   return { Records: records };
 }
 
-/** A REST API (v1) proxy event for POST /callback. */
-export function callbackEvent(input: { body: string; headers?: Record<string, string>; query?: Record<string, string>; sourceIp?: string }): APIGatewayProxyEvent {
+/** What API Gateway knows of an unauthenticated caller: its address and user agent. */
+function callerIdentity(sourceIp: string, userAgent: string | null): APIGatewayEventIdentity {
   return {
+    accessKey: null,
+    accountId: null,
+    apiKey: null,
+    apiKeyId: null,
+    caller: null,
+    clientCert: null,
+    cognitoAuthenticationProvider: null,
+    cognitoAuthenticationType: null,
+    cognitoIdentityId: null,
+    cognitoIdentityPoolId: null,
+    principalOrgId: null,
+    sourceIp,
+    user: null,
+    userAgent,
+    userArn: null,
+  };
+}
+
+/** The method ARN of POST /callback on the local API (the local stand-in's account, API id and stage). */
+export const CALLBACK_METHOD_ARN = 'arn:aws:execute-api:us-east-1:000000000000:local/prod/POST/callback';
+
+/** An HTTP request as the API front received it. */
+export interface ReceivedRequest {
+  /** Name/value pairs as sent, names in their original case (Node's `rawHeaders`). */
+  rawHeaders: string[];
+  query: URLSearchParams;
+  sourceIp: string;
+  /** API Gateway's id for the request (a UUID). */
+  requestId: string;
+  requestTimeEpoch: number;
+}
+
+/**
+ * The single-value map keeps the last value sent, as API Gateway's `headers` and `queryStringParameters` do; the
+ * multi-value map keeps all. Header names that differ only in case are one header, named as first sent.
+ */
+function singleAndMulti(pairs: Array<[string, string]>, foldCase: boolean) {
+  if (pairs.length === 0) return { single: null, multi: null };
+  const names = new Map<string, string>();
+  const multi: Record<string, string[]> = {};
+  for (const [name, value] of pairs) {
+    const id = foldCase ? name.toLowerCase() : name;
+    const shown = names.get(id) ?? name;
+    names.set(id, shown);
+    (multi[shown] ??= []).push(value);
+  }
+  const single = Object.fromEntries(Object.entries(multi).map(([name, values]) => [name, values.at(-1)!]));
+  return { single, multi };
+}
+
+/** API Gateway's request time format: `09/Apr/2015:12:34:56 +0000`. */
+function requestTime(epochMs: number): string {
+  const [, day, month, year, time] = /^\w+, (\d+) (\w+) (\d+) ([\d:]+) GMT$/.exec(new Date(epochMs).toUTCString())!;
+  return `${day!.padStart(2, '0')}/${month}/${year}:${time} +0000`;
+}
+
+/** The event a REST API's REQUEST authorizer receives for POST /callback (no body: authorizers never see it). */
+export function callbackAuthorizerEvent(request: ReceivedRequest): APIGatewayRequestAuthorizerEvent {
+  const headerPairs: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) headerPairs.push([request.rawHeaders[i]!, request.rawHeaders[i + 1]!]);
+  const headers = singleAndMulti(headerPairs, true);
+  const query = singleAndMulti([...request.query.entries()], false);
+  const userAgent = headerPairs.findLast(([name]) => name.toLowerCase() === 'user-agent')?.[1] ?? null;
+  return {
+    type: 'REQUEST',
+    methodArn: CALLBACK_METHOD_ARN,
     resource: '/callback',
     path: '/callback',
     httpMethod: 'POST',
-    headers: input.headers ?? {},
-    multiValueHeaders: Object.fromEntries(Object.entries(input.headers ?? {}).map(([k, v]) => [k, [v]])),
-    queryStringParameters: input.query && Object.keys(input.query).length > 0 ? input.query : null,
-    multiValueQueryStringParameters: input.query && Object.keys(input.query).length > 0 ? Object.fromEntries(Object.entries(input.query).map(([k, v]) => [k, [v]])) : null,
+    headers: headers.single,
+    multiValueHeaders: headers.multi,
+    queryStringParameters: query.single,
+    multiValueQueryStringParameters: query.multi,
     pathParameters: null,
     stageVariables: null,
-    body: input.body,
-    isBase64Encoded: false,
     requestContext: {
       accountId: '000000000000',
       apiId: 'local',
-      authorizer: null,
+      authorizer: undefined,
       protocol: 'HTTP/1.1',
       httpMethod: 'POST',
       path: '/prod/callback',
       stage: 'prod',
-      requestId: randomUUID(),
-      requestTimeEpoch: Date.now(),
+      requestId: request.requestId,
+      extendedRequestId: request.requestId,
+      requestTime: requestTime(request.requestTimeEpoch),
+      requestTimeEpoch: request.requestTimeEpoch,
       resourceId: 'local',
       resourcePath: '/callback',
-      identity: {
-        accessKey: null,
-        accountId: null,
-        apiKey: null,
-        apiKeyId: null,
-        caller: null,
-        clientCert: null,
-        cognitoAuthenticationProvider: null,
-        cognitoAuthenticationType: null,
-        cognitoIdentityId: null,
-        cognitoIdentityPoolId: null,
-        principalOrgId: null,
-        sourceIp: input.sourceIp ?? '127.0.0.1',
-        user: null,
-        userAgent: 'local',
-        userArn: null,
-      },
+      domainName: '127.0.0.1',
+      identity: callerIdentity(request.sourceIp, userAgent),
     },
   };
 }

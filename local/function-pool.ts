@@ -50,6 +50,7 @@ export class FunctionPool {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private closed = false;
+  private invoked = 0;
 
   constructor(
     private readonly name: string,
@@ -66,7 +67,13 @@ export class FunctionPool {
     this.memoryMb = options.memoryMb ?? FUNCTION_MEMORY_MB[name as FunctionName] ?? 512;
   }
 
+  /** Invocations asked of this pool so far, whatever their outcome (for tests and diagnostics). */
+  get invocations(): number {
+    return this.invoked;
+  }
+
   async invoke<T>(event: unknown): Promise<T> {
+    this.invoked++;
     const instance = await this.acquire();
     let timer: NodeJS.Timeout | undefined;
     try {

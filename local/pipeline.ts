@@ -1,11 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import type { APIGatewayProxyResult, SQSBatchResponse } from 'aws-lambda';
+import type { APIGatewayAuthorizerResult, SQSBatchResponse } from 'aws-lambda';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
+import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callback-auth.js';
 import { parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/config.js';
 import { PROJECT_ROOT, type FunctionName } from '../lib/bundling.js';
 import { CONTEXT_KEY } from '../lib/config.js';
@@ -28,6 +29,8 @@ const REGION = 'us-east-1';
 const SCENES_BUCKET = 'scenes';
 const RESULTS_BUCKET = 'results';
 const TASKS_TABLE = 'tasks';
+/** Concurrent callback invocations (the callback queue's event source). */
+const CALLBACK_CONCURRENCY = 4;
 const SECRET_IDS = { apiKey: 'local/scale-api-key', callbackAuth: 'local/scale-callback-auth', signing: 'local/callback-signing' };
 
 export interface LocalPipelineOptions {
@@ -50,6 +53,8 @@ export interface LocalPipelineOptions {
   bundles?: Record<FunctionName, { path: string }>;
   /** SQS's at-least-once behaviours for the ingest queue (duplicates, in-flight redelivery); off by default. */
   delivery?: Partial<DeliveryFaults>;
+  /** The same for the callback queue. */
+  callbackDelivery?: Partial<DeliveryFaults>;
   /** Function timeouts in seconds instead of the stack's (FUNCTION_TIMEOUT_SECONDS). */
   functionTimeoutSeconds?: Partial<Record<FunctionName, number>>;
 }
@@ -68,6 +73,8 @@ export interface LocalInfo {
   scaleApiUrl: string;
   scaleApiKey: string;
   deadLetterFile: string;
+  /** Dead letters of the callback queue (stored callbacks that could not be applied). */
+  callbackDeadLetterFile: string;
 }
 
 /** The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. */
@@ -117,14 +124,23 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     });
     closers.push(scale.close);
 
-    // The API front needs the callback pool and the pools need the API's URL: the front looks it up per call.
+    // The API front needs the authorizer's pool and the pools need the API's URL: the front looks it up per call.
     const pools = new Map<FunctionName, FunctionPool>();
-    const api = await startApiFront((event) => pools.get('callback')!.invoke<APIGatewayProxyResult>(event));
+    const api = await startApiFront({
+      authorize: (event) =>
+        pools
+          .get('callback-auth')!
+          .invoke<APIGatewayAuthorizerResult>(event)
+          // The pool reports a thrown error as "<name> failed: <message>"; API Gateway reads Lambda's message alone.
+          .catch((err: Error) => Promise.reject(err.message === 'callback-auth failed: Unauthorized' ? new Error('Unauthorized') : err)),
+      // The integration's role: the API puts callback bodies into the results bucket itself.
+      results: { endpoint: s3.endpoint, region: REGION, bucket: RESULTS_BUCKET, credentials: LOCAL_CREDENTIALS },
+    });
     closers.push(api.close);
     const callbackUrl = `${api.url}/callback`;
 
-    // The environment the stack gives the functions, pointed at the emulators with the SDK's own variables.
-    const env: NodeJS.ProcessEnv = {
+    // What every function gets: the SDK pointed at the emulators with its own variables, no shared config files.
+    const common: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: workDir,
       AWS_CONFIG_FILE: join(workDir, 'no-aws-config'),
@@ -139,39 +155,53 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       NODE_OPTIONS: '--enable-source-maps',
       POWERTOOLS_LOG_LEVEL: process.env.LOCAL_LOG_LEVEL ?? 'INFO',
-      TASKS_TABLE,
-      RESULTS_BUCKET,
-      ROUTING: JSON.stringify(config.routing),
-      SCALE_API_URL: scale.apiUrl,
-      CALLBACK_URL: callbackUrl,
-      SCALE_API_KEY_SECRET_ID: SECRET_IDS.apiKey,
-      CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth,
-      CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
-      MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
-      CANCEL_ON_DELETE: String(config.cancelOnDelete),
+    };
+    // Each function's own variables, as the stack gives them: a function that needs one it was not given fails here too.
+    const own: Record<FunctionName, NodeJS.ProcessEnv> = {
+      'create-task': {
+        TASKS_TABLE,
+        ROUTING: JSON.stringify(config.routing),
+        SCALE_API_URL: scale.apiUrl,
+        CALLBACK_URL: callbackUrl,
+        SCALE_API_KEY_SECRET_ID: SECRET_IDS.apiKey,
+        CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
+        MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+        CANCEL_ON_DELETE: String(config.cancelOnDelete),
+      },
+      callback: { TASKS_TABLE },
+      'callback-auth': { CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth, CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing },
     };
     const pool = (name: FunctionName, size: number) => {
-      const created = new FunctionPool(name, bundles[name].path, { ...env, POWERTOOLS_SERVICE_NAME: name }, size, logs, { timeoutSeconds: options.functionTimeoutSeconds?.[name] });
+      const env = { ...common, ...own[name], POWERTOOLS_SERVICE_NAME: name };
+      const created = new FunctionPool(name, bundles[name].path, env, size, logs, { timeoutSeconds: options.functionTimeoutSeconds?.[name] });
       pools.set(name, created);
       closers.push(() => created.close());
       return created;
     };
-    pool('callback', 4);
+    const callbackAuthPool = pool('callback-auth', 4);
+    const callbackPool = pool('callback', CALLBACK_CONCURRENCY);
     const createTaskPool = pool('create-task', config.maxConcurrency);
 
+    // Two queues as the stack has them, each with its dead-letter queue after maxReceiveCount receives.
+    const queueFor = async (name: string, deadLetterFile: string, maxConcurrency: number, consumer: FunctionPool, delivery?: Partial<DeliveryFaults>) => {
+      await writeFile(deadLetterFile, '');
+      const created = new LocalQueue({
+        batchSize: 10,
+        maxConcurrency,
+        visibilityTimeoutMs: options.visibilityTimeoutMs ?? 2_000,
+        maxReceiveCount: config.maxReceiveCount,
+        deadLetterFile,
+        ...delivery,
+        consumer: (event) => consumer.invoke<SQSBatchResponse>(event),
+        onError: (err) => logs.write(`${name} invocation failed: ${(err as Error).message}\n`),
+      });
+      closers.push(async () => created.stop());
+      return created;
+    };
     const deadLetterFile = join(workDir, 'dead-letters.jsonl');
-    await writeFile(deadLetterFile, '');
-    const queue = new LocalQueue({
-      batchSize: 10,
-      maxConcurrency: config.maxConcurrency,
-      visibilityTimeoutMs: options.visibilityTimeoutMs ?? 2_000,
-      maxReceiveCount: config.maxReceiveCount,
-      deadLetterFile,
-      ...options.delivery,
-      consumer: (event) => createTaskPool.invoke<SQSBatchResponse>(event),
-      onError: (err) => logs.write(`create-task invocation failed: ${(err as Error).message}\n`),
-    });
-    closers.push(async () => queue.stop());
+    const callbackDeadLetterFile = join(workDir, 'callback-dead-letters.jsonl');
+    const queue = await queueFor('create-task', deadLetterFile, config.maxConcurrency, createTaskPool, options.delivery);
+    const callbackQueue = await queueFor('callback', callbackDeadLetterFile, CALLBACK_CONCURRENCY, callbackPool, options.callbackDelivery);
 
     // S3 → notification (suffix filter, created and removed, as the stack configures) → queue.
     const notified: S3ObjectEvent[] = [];
@@ -182,9 +212,12 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     const suffixes = sceneSuffixes(config.routing.frameManifestSuffix);
     s3.onEvent((records) => {
       for (const event of records.map(s3ObjectEvent)) {
+        const created = event.eventName?.startsWith('ObjectCreated:');
         // The stack only subscribes to removals when a delete cancels tasks.
-        const wanted = event.eventName?.startsWith('ObjectCreated:') || (config.cancelOnDelete && event.eventName?.startsWith('ObjectRemoved:'));
+        const wanted = created || (config.cancelOnDelete && event.eventName?.startsWith('ObjectRemoved:'));
         if (wanted && event.bucket === SCENES_BUCKET && suffixes.some((suffix) => event.key.endsWith(suffix))) notify([event]);
+        // Stored callbacks: created objects under the prefix, to the callback queue.
+        if (created && event.bucket === RESULTS_BUCKET && event.key.startsWith(CALLBACK_ARCHIVE_PREFIX)) callbackQueue.send(s3NotificationBody([event], 'callbacks'));
       }
     });
 
@@ -202,12 +235,20 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       scaleApiUrl: scale.apiUrl,
       scaleApiKey: secrets.scaleApiKey,
       deadLetterFile,
+      callbackDeadLetterFile,
     };
     return {
       info,
       config,
       scale,
+      /** The ingest queue (scene notifications → create-task). */
       queue,
+      /** The callback queue (stored callbacks → callback). */
+      callbackQueue,
+      /** The API Gateway stand-in: its counts of answers, refusals and authorizer calls. */
+      api: { stats: api.stats },
+      /** The function instances, for counting invocations. */
+      pools: { createTask: createTaskPool, callback: callbackPool, callbackAuth: callbackAuthPool },
       /** Every S3 notification sent to the queue so far (created and removed), keys decoded. */
       notified,
       /** Sends a notification as S3 would (also to deliver one twice, as S3 may). */

@@ -1,12 +1,9 @@
+import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
 import { checkAgainst } from './validation.js';
 import { ScaleTaskSchema } from './scale/schemas.js';
-import { secretsEqual, verifyCallbackRef } from './scene-identity.js';
 import { SCALE_TASK_STATUSES, TaskRecordSchema, type ScaleTaskStatus } from './task-record.js';
 import type { CallbackUpdate, TaskStore } from './task-store.js';
-
-/** Raw callback bodies are archived under this prefix of the results bucket. */
-export const CALLBACK_ARCHIVE_PREFIX = 'callbacks/';
 
 /** Responses up to this size (serialized) are kept in the record; larger ones stay in the archive only. */
 export const INLINE_RESPONSE_LIMIT_BYTES = 300 * 1024;
@@ -24,37 +21,37 @@ export const CallbackBodySchema = z.looseObject({
  */
 const SourceMetadataSchema = z.pick(TaskRecordSchema, { bucket: true, key: true, versionId: true, eTag: true, sequencer: true, size: true, frameCount: true });
 
-/** Where raw callback bodies are kept: the history that makes every overwrite recoverable. */
-export interface CallbackArchive {
-  put(key: string, body: string): Promise<{ bucket: string; key: string }>;
-}
-
-export interface CallbackKeys {
-  /** Scale's account-wide callback auth key, sent in the scale-callback-auth header. */
-  authKey: string;
-  /** This stack's key for the per-task signature in the callback URL. */
-  signingKey: string;
-}
-
-export type Authentication = { ok: true; uniqueId: string } | { ok: false; reason: string };
-
-/** Both checks, before anything is parsed or stored: Scale's header, and the signature this stack put in the URL. */
-export function authenticateCallback(authHeader: string | undefined, ref: string | undefined, sig: string | undefined, keys: CallbackKeys): Authentication {
-  if (!secretsEqual(authHeader, keys.authKey)) return { ok: false, reason: 'missing or wrong scale-callback-auth header' };
-  if (!ref || !sig) return { ok: false, reason: 'callback URL lacks its ref and sig parameters' };
-  if (!verifyCallbackRef(ref, sig, keys.signingKey)) return { ok: false, reason: 'callback URL signature does not match its ref' };
-  return { ok: true, uniqueId: ref };
-}
-
 export type CallbackOutcome =
   | { kind: 'applied' | 'stale'; uniqueId: string; taskId: string; status: ScaleTaskStatus; archiveKey: string }
   | { kind: 'invalid'; message: string };
 
+/** A callback as stored by API Gateway before anything else happened: its bytes, where, and when it arrived. */
+export interface StoredCallback {
+  uniqueId: string;
+  rawBody: string;
+  archive: { bucket: string; key: string };
+  /** When API Gateway stored it (ISO): breaks ties between callbacks of equal time and status. */
+  arrivedAt: string;
+}
+
 export interface ApplyCallbackDeps {
   store: TaskStore;
-  archive: CallbackArchive;
   now?: () => Date;
   inlineLimitBytes?: number;
+}
+
+/**
+ * Among callbacks with the same `updated_at`, which state wins: a recall ('pending' again) only ever follows a
+ * completion, and a cancel ends the task. Documented in the README.
+ */
+const STATUS_RANK: Record<ScaleTaskStatus, number> = { completed: 1, error: 2, pending: 3, canceled: 4 };
+
+/**
+ * The order of a callback's state: the task's own time, then the status rank, then arrival, then the stored key.
+ * Strings compare in that order (ISO times have a fixed width).
+ */
+export function callbackOrderKey(scaleUpdatedAt: string, status: ScaleTaskStatus, arrivedAt: string, key: string): string {
+  return `${scaleUpdatedAt}#${STATUS_RANK[status]}#${arrivedAt}#${key}`;
 }
 
 const isoTime = (value: string | null | undefined): string | undefined => {
@@ -64,10 +61,11 @@ const isoTime = (value: string | null | undefined): string | undefined => {
 };
 
 /**
- * Validates an authenticated callback, archives it, and applies it to the upload's record if it is newer than
- * what the record holds. Storage failures are thrown (the caller answers 5xx and Scale retries).
+ * Validates a stored (authenticated) callback and applies it to the upload's record if its state is newer than
+ * what the record holds; an exact duplicate changes nothing. Storage failures are thrown (the message is retried).
  */
-export async function applyCallback(uniqueId: string, rawBody: string, deps: ApplyCallbackDeps): Promise<CallbackOutcome> {
+export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackDeps): Promise<CallbackOutcome> {
+  const { uniqueId, rawBody, archive } = stored;
   let json: unknown;
   try {
     json = JSON.parse(rawBody);
@@ -87,7 +85,6 @@ export async function applyCallback(uniqueId: string, rawBody: string, deps: App
   if (!scaleUpdatedAt) return { kind: 'invalid', message: 'task has no readable updated_at, completed_at or created_at to order it by' };
 
   const receivedAt = (deps.now?.() ?? new Date()).toISOString();
-  const archive = await deps.archive.put(`${CALLBACK_ARCHIVE_PREFIX}${uniqueId}/${receivedAt}-${status}.json`, rawBody);
 
   const response = body.response ?? task.response;
   const responseJson = response === undefined ? undefined : JSON.stringify(response);
@@ -100,6 +97,8 @@ export async function applyCallback(uniqueId: string, rawBody: string, deps: App
     taskId: task.task_id,
     status,
     scaleUpdatedAt,
+    order: callbackOrderKey(scaleUpdatedAt, status, stored.arrivedAt, archive.key),
+    digest: createHash('sha256').update(rawBody).digest('hex'),
     ...(status === 'completed' ? { completedAt: isoTime(task.completed_at) ?? scaleUpdatedAt } : {}),
     ...(responseJson === undefined ? {} : inline ? { responseJson } : { responseRef: archive }),
     archive,

@@ -1,3 +1,4 @@
+import { callbackOrderKey } from './apply-callback.js';
 import { isScaleAuthFailure } from './failures.js';
 import { ScaleApiError } from './scale/errors.js';
 import type { ScaleTask } from './scale/schemas.js';
@@ -64,7 +65,8 @@ export async function cancelOpenTask(uniqueId: string, taskId: string, reason: s
     return { kind: 'cancel_refused', uniqueId, taskId, scaleStatus: err.status, scaleMessage };
   }
   const scaleUpdatedAt = isoOrNow(task.updated_at, now());
-  const applied = await deps.store.recordCanceled(uniqueId, { taskId, scaleUpdatedAt, reason }, now());
+  const order = callbackOrderKey(scaleUpdatedAt, 'canceled', now(), `cancel/${taskId}`);
+  const applied = await deps.store.recordCanceled(uniqueId, { taskId, scaleUpdatedAt, order, reason }, now());
   return { kind: applied === 'applied' ? 'canceled' : 'already_newer', uniqueId, taskId };
 }
 

@@ -17,6 +17,15 @@ export const TASKS_TABLE_SCHEMA = {
 
 /** States from which an upload may be (re)submitted: nothing reached Scale, Scale refused it, or it gave up. */
 const RESUBMITTABLE: TaskStatus[] = ['submitting', 'create_failed', 'failed'];
+/**
+ * A state ordered after the stored one: by order key, or — for a record written before order keys existed — by
+ * the task's time alone.
+ */
+function newerState(expr: UpdateExpression, scaleUpdatedAt: string, order: string): string {
+  const [at, key] = [expr.name('scaleUpdatedAt'), expr.name('callbackOrder')];
+  return `((attribute_not_exists(${key}) AND (attribute_not_exists(${at}) OR ${at} < ${expr.value(scaleUpdatedAt)})) OR ${key} < ${expr.value(order)})`;
+}
+
 /** What a record says of a delivery that claimed it and never reached an outcome. */
 export const UNFINISHED_DELIVERY =
   'an earlier delivery ended without an outcome: the function timed out or crashed (or it is still running, if S3 or SQS delivered the event twice)';
@@ -131,19 +140,18 @@ export class DynamoTaskStore implements TaskStore {
     return records.slice(0, limit);
   }
 
-  async recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; reason: string }, now: string): Promise<'applied' | 'stale'> {
+  async recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; order: string; reason: string }, now: string): Promise<'applied' | 'stale'> {
     const expr = new UpdateExpression();
     expr.set('status', 'canceled');
     expr.set('scaleStatus', 'canceled');
     expr.set('scaleUpdatedAt', cancel.scaleUpdatedAt);
+    expr.set('callbackOrder', cancel.order);
     expr.set('reason', cancel.reason);
     expr.set('updatedAt', now);
     expr.remove('cancelError');
-    const t = expr.value(cancel.scaleUpdatedAt);
-    const at = expr.name('scaleUpdatedAt');
     try {
       // Ordered like callbacks: a newer state reported by Scale is kept.
-      await this.update(expr, uniqueId, `${expr.name('taskId')} = ${expr.value(cancel.taskId)} AND (attribute_not_exists(${at}) OR ${at} < ${t})`);
+      await this.update(expr, uniqueId, `${expr.name('taskId')} = ${expr.value(cancel.taskId)} AND ${newerState(expr, cancel.scaleUpdatedAt, cancel.order)}`);
       return 'applied';
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
@@ -174,13 +182,16 @@ export class DynamoTaskStore implements TaskStore {
     expr.setOrRemove('completedAt', update.completedAt);
     expr.setOrRemove('responseJson', update.responseJson);
     expr.setOrRemove('responseRef', update.responseRef);
+    expr.set('callbackOrder', update.order);
+    expr.set('callbackDigest', update.digest);
     expr.add('callbackCount', 1);
-    const t = expr.value(update.scaleUpdatedAt);
-    const scaleUpdatedAt = expr.name('scaleUpdatedAt');
+    const digest = expr.name('callbackDigest');
+    const notDuplicate = `(attribute_not_exists(${digest}) OR ${digest} <> ${expr.value(update.digest)})`;
 
     try {
-      // Ordered by the task's own time: an older or repeated callback never overwrites a newer state.
-      await this.update(expr, update.uniqueId, `attribute_not_exists(${scaleUpdatedAt}) OR ${scaleUpdatedAt} < ${t}`);
+      // Ordered by the task's own time, then status rank and arrival: an older callback never overwrites a newer
+      // state, and an exact duplicate changes nothing.
+      await this.update(expr, update.uniqueId, `${newerState(expr, update.scaleUpdatedAt, update.order)} AND ${notDuplicate}`);
       return 'applied';
     } catch (err) {
       if (!isConditionFailure(err)) throw err;

@@ -9,6 +9,7 @@ export function decodeS3Key(encoded: string): string {
 
 const S3RecordSchema = z.looseObject({
   eventName: z.string(),
+  eventTime: z.optional(z.string()),
   s3: z.looseObject({
     bucket: z.looseObject({ name: z.string() }),
     object: z.looseObject({
@@ -27,6 +28,8 @@ const S3NotificationSchema = z.looseObject({ Records: z.array(S3RecordSchema) })
 export interface UploadEvent extends UploadIdentity {
   eventName: string;
   size?: number;
+  /** When S3 stored the object (ISO). */
+  eventTime?: string;
 }
 
 /** An object or version removed: a delete marker, a deleted version, or (unversioned) the object itself. */
@@ -73,7 +76,8 @@ export function changesInMessage(body: string): BucketChange[] {
     };
     if (r.eventName.startsWith('ObjectCreated:')) {
       const eTag = object.eTag?.replace(/"/g, '');
-      return [{ kind: 'created', upload: { ...common, ...(eTag ? { eTag } : {}), ...(object.size !== undefined ? { size: object.size } : {}) } }];
+      const extra = { ...(eTag ? { eTag } : {}), ...(object.size !== undefined ? { size: object.size } : {}), ...(r.eventTime ? { eventTime: r.eventTime } : {}) };
+      return [{ kind: 'created', upload: { ...common, ...extra } }];
     }
     if (r.eventName.startsWith('ObjectRemoved:')) return [{ kind: 'removed', removal: common }];
     return [];

@@ -9,8 +9,8 @@ export interface SceneObjects {
   head(ref: SceneRef): Promise<ObjectHead>;
   /** The first `bytes` bytes of the object (a ranged GET), as a stream the caller may stop reading early. */
   readPrefix(ref: SceneRef, bytes: number): Promise<AsyncIterable<Uint8Array>>;
-  /** A GET URL for this exact version, and when it stops working. */
-  presign(ref: SceneRef, expiresInSeconds: number): Promise<{ url: string; expiresAt: Date }>;
+  /** A GET URL for this exact version, and when it stops working — when that can be known. */
+  presign(ref: SceneRef, expiresInSeconds: number): Promise<{ url: string; expiresAt?: Date }>;
 }
 
 const isNotFound = (err: unknown) => {
@@ -37,13 +37,14 @@ export class S3SceneObjects implements SceneObjects {
     return object.Body as AsyncIterable<Uint8Array>;
   }
 
-  async presign(ref: SceneRef, expiresInSeconds: number): Promise<{ url: string; expiresAt: Date }> {
+  async presign(ref: SceneRef, expiresInSeconds: number): Promise<{ url: string; expiresAt?: Date }> {
     const signedAt = Date.now();
     const url = await getSignedUrl(this.s3, new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, VersionId: ref.versionId }), { expiresIn: expiresInSeconds });
-    // A URL signed with temporary credentials (a Lambda role) dies with them, whatever it asked for.
+    // A URL signed with temporary credentials dies with them, whatever it asked for. A Lambda role's session
+    // carries no expiry the SDK can see, so then the true time is unknown and none is claimed.
     const credentials = await this.s3.config.credentials();
     const asked = signedAt + expiresInSeconds * 1000;
-    const expiresAt = credentials.expiration ? Math.min(asked, credentials.expiration.getTime()) : asked;
-    return { url, expiresAt: new Date(expiresAt) };
+    if (credentials.expiration) return { url, expiresAt: new Date(Math.min(asked, credentials.expiration.getTime())) };
+    return credentials.sessionToken ? { url } : { url, expiresAt: new Date(asked) };
   }
 }

@@ -93,7 +93,9 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
   if (!content.ok) return reject(content.reason);
 
   const presigned = await Promise.all(content.attachments.map((attachment) => deps.objects.presign(attachment, deps.routing.presignExpiresSeconds)));
-  const attachmentExpiresAt = new Date(Math.min(...presigned.map((p) => p.expiresAt.getTime())));
+  // Known only if every URL's end is known; Scale copies the attachments at creation, so this rarely matters.
+  const ends = presigned.map((p) => p.expiresAt?.getTime());
+  const attachmentExpiresAt = ends.every((t) => t !== undefined) ? new Date(Math.min(...ends)).toISOString() : undefined;
   const request: CreateMultistageTaskRequest = {
     project: settings.project,
     ...(settings.batch ? { batch: settings.batch } : {}),
@@ -121,7 +123,7 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
     return { kind: 'create_failed', uniqueId, scaleStatus: error.status, scaleMessage: error.message };
   }
   const attachmentPinned = pinned && content.attachments.every((a) => isRealVersionId(a.versionId));
-  const submitted = { taskId: created.task.task_id, attachmentExpiresAt: attachmentExpiresAt.toISOString(), attachmentPinned, adopted: created.adopted, frameCount: content.frameCount };
+  const submitted = { taskId: created.task.task_id, attachmentExpiresAt, attachmentPinned, adopted: created.adopted, frameCount: content.frameCount };
   const recorded = await deps.store.recordSubmitted(uniqueId, submitted, now());
   if (typeof recorded === 'object') {
     // Another delivery rejected the upload (deleted or replaced) while this one was creating its task.

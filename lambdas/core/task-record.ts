@@ -43,7 +43,10 @@ export const TaskRecordSchema = z.object({
   createdAt: z.string(),
   updatedAt: z.string(),
   submittedAt: z.optional(z.string()),
-  /** When the presigned attachment URL stops working (the earlier of its lifetime and the signer's credentials). */
+  /**
+   * When the presigned attachment URL stops working (the earlier of its lifetime and the signer's credentials), when
+   * that is known; absent when the signer's session end is not (a Lambda role).
+   */
   attachmentExpiresAt: z.optional(z.string()),
   adopted: z.optional(z.boolean()),
   /**
@@ -61,8 +64,11 @@ export const TaskRecordSchema = z.object({
   /** Internal: which delivery holds the submission, so a stale one cannot overwrite a newer outcome. */
   claimId: z.optional(z.string()),
   scaleStatus: z.optional(z.string()),
-  /** The task's own updated_at of the newest callback applied: what orders callbacks. */
+  /** The task's own updated_at of the newest callback applied. */
   scaleUpdatedAt: z.optional(z.string()),
+  /** Internal: the order key of the state applied (time, status rank, arrival) and its body's digest. */
+  callbackOrder: z.optional(z.string()),
+  callbackDigest: z.optional(z.string()),
   completedAt: z.optional(z.string()),
   callbackCount: z.optional(z.number()),
   lastCallbackAt: z.optional(z.string()),

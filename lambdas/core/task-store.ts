@@ -33,8 +33,12 @@ export interface CallbackUpdate {
   uniqueId: string;
   taskId: string;
   status: ScaleTaskStatus;
-  /** Normalised ISO time of the task's own updated_at (or completed_at / created_at): orders callbacks. */
+  /** Normalised ISO time of the task's own updated_at (or completed_at / created_at). */
   scaleUpdatedAt: string;
+  /** Orders callbacks: the time, then status rank, arrival and stored key (see callbackOrderKey). */
+  order: string;
+  /** SHA-256 of the raw body: an exact duplicate is a no-op. */
+  digest: string;
   completedAt?: string;
   responseJson?: string;
   responseRef?: { bucket: string; key: string };
@@ -74,7 +78,7 @@ export interface TaskStore {
   /** Every record of one object key in a bucket (all its versions), newest first; at most `limit`. */
   findByKey(bucket: string, key: string, limit?: number): Promise<TaskRecord[]>;
   /** Records 'canceled' after Scale cancelled the task, unless a newer state from Scale is already recorded. */
-  recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; reason: string }, now: string): Promise<'applied' | 'stale'>;
+  recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; order: string; reason: string }, now: string): Promise<'applied' | 'stale'>;
   /** Keeps Scale's refusal to cancel (e.g. the task is already completed); the status stays as Scale reports. */
   recordCancelRefused(uniqueId: string, error: { status?: number; message: string }, now: string): Promise<void>;
   /** Applies a callback if it is newer than what is stored; 'stale' when it is not (it is still counted). */

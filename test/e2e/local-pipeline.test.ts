@@ -119,17 +119,25 @@ describe('local pipeline, end to end', () => {
     }
   }, 90_000);
 
-  it('answers forged callbacks with 401 and writes nothing', async () => {
+  it('refuses forged callbacks as API Gateway does (401 without an identity, 403 from the authorizer) and writes nothing', async () => {
     const object = await c.put('forged/scene.sfs', scene);
     const before = await c.settled(object.uniqueId);
+    await pipeline.callbackQueue.idle();
     const body = JSON.stringify({ task_id: before.taskId, status: 'error', task: { task_id: before.taskId, status: 'error', updated_at: '2099-01-01T00:00:00Z' }, response: { error: 'forged' } });
     const post = (query: string, auth?: string) =>
       fetch(`${pipeline.info.callbackUrl}?${query}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { 'scale-callback-auth': auth } : {}) }, body });
     const goodSig = signCallbackRef(object.uniqueId, pipeline.secrets.signingKey);
+    const authorizerCalls = pipeline.pools.callbackAuth.invocations;
+    // A missing identity source never reaches the authorizer.
     expect((await post(`ref=${object.uniqueId}&sig=${goodSig}`)).status).toBe(401); // no header
-    expect((await post(`ref=${object.uniqueId}&sig=${goodSig}`, 'guessed-key')).status).toBe(401);
-    expect((await post(`ref=${object.uniqueId}&sig=${signCallbackRef(object.uniqueId, 'guessed')}`, pipeline.secrets.callbackAuthKey)).status).toBe(401);
-    expect((await post(`ref=${object.uniqueId}`, pipeline.secrets.callbackAuthKey)).status).toBe(400); // API Gateway: sig required
+    expect((await post(`ref=${object.uniqueId}`, pipeline.secrets.callbackAuthKey)).status).toBe(401); // no sig
+    expect(pipeline.pools.callbackAuth.invocations).toBe(authorizerCalls);
+    // Complete identities the authorizer denies.
+    const wrongKey = await post(`ref=${object.uniqueId}&sig=${goodSig}`, 'guessed-key');
+    expect(wrongKey.status).toBe(403);
+    expect(await wrongKey.json()).toEqual({ Message: 'User is not authorized to access this resource with an explicit deny' });
+    expect((await post(`ref=${object.uniqueId}&sig=${signCallbackRef(object.uniqueId, 'guessed')}`, pipeline.secrets.callbackAuthKey)).status).toBe(403);
+    expect(pipeline.pools.callbackAuth.invocations).toBe(authorizerCalls + 2);
     expect(await c.reader.get(object.uniqueId)).toEqual(before);
     expect(await c.archived(`callbacks/${object.uniqueId}/`)).toHaveLength(1);
   });

@@ -1,16 +1,17 @@
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
-import { clearCaches } from '@aws-lambda-powertools/parameters';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signCallbackRef } from '../../lambdas/core/scene-identity.js';
-import { callbackEvent } from '../../local/events.js';
+import { sqsEvent, sqsRecord } from '../../local/events.js';
 import { closedPort } from '../helpers/http.js';
-import { SECRETS, startPipelineEnv } from '../helpers/pipeline-env.js';
+import { startPipelineEnv } from '../helpers/pipeline-env.js';
 
-type Handler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+// The callback function applies what API Gateway stored in the results bucket; here the test stores it, as the
+// S3 integration would, and hands the function the bucket's own notification.
+type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
 let handler: Handler;
-const context = { functionName: 'callback', awsRequestId: 'test' } as Context;
+const context = { functionName: 'callback', awsRequestId: 'test', getRemainingTimeInMillis: () => 30_000 } as Context;
 
 beforeAll(async () => {
   env = await startPipelineEnv({ callbackUrl: 'http://127.0.0.1:9/callback' }); // never called here
@@ -22,7 +23,7 @@ let n = 0;
 const newRef = () => `sfs-${(++n).toString(16).padStart(40, '0')}`;
 const taskIdFor = (ref: string) => ref.slice(-24);
 
-function body(ref: string, status: string, updatedAt: string, extra: { response?: unknown; completedAt?: string; metadata?: unknown } = {}) {
+function body(ref: string, status: string, updatedAt: string, extra: { response?: unknown; completedAt?: string; audits?: unknown[] } = {}) {
   const task = {
     task_id: taskIdFor(ref),
     status,
@@ -31,88 +32,38 @@ function body(ref: string, status: string, updatedAt: string, extra: { response?
     updated_at: updatedAt,
     completed_at: extra.completedAt ?? (status === 'completed' ? updatedAt : null),
     params: { attachments: ['http://127.0.0.1:9/scene.sfs'], scene_format: 'sensor_fusion' },
-    metadata: extra.metadata ?? { source: { bucket: 'scenes', key: 'dir/scene one.sfs', eTag: 'etag1', size: 1234 } },
+    metadata: { source: { bucket: 'scenes', key: 'dir/scene one.sfs', versionId: 'v1', eTag: 'etag1', sequencer: '0001A', size: 1234 } },
     unique_id: ref,
     project: 'scenes-default',
+    audits: extra.audits ?? [],
     response: extra.response,
   };
   return JSON.stringify({ task, response: extra.response, task_id: task.task_id, status });
 }
 
-function call(ref: string, text: string, options: { auth?: string | null; sig?: string } = {}) {
-  const headers: Record<string, string> = options.auth === null ? {} : { 'Scale-Callback-Auth': options.auth ?? SECRETS.callbackAuthKey };
-  return handler(callbackEvent({ body: text, headers, query: { ref, sig: options.sig ?? signCallbackRef(ref, SECRETS.signingKey) } }), context);
+/** Stores a body as API Gateway does and returns the bucket's notification for it, as an SQS message. */
+async function stored(ref: string, text: string, key = `callbacks/${ref}/${randomUUID()}.json`) {
+  await env.s3Client.send(new PutObjectCommand({ Bucket: 'results', Key: key, Body: text, ContentType: 'application/json' }));
+  const record = env.s3Events.filter((r) => r.s3.bucket.name === 'results' && decodeURIComponent(r.s3.object.key) === key).at(-1)!;
+  return { key, message: sqsRecord(JSON.stringify({ Records: [record] })) };
 }
 
-async function archived(ref: string): Promise<string[]> {
-  const list = await env.s3Client.send(new ListObjectsV2Command({ Bucket: 'results', Prefix: `callbacks/${ref}/` }));
-  return (list.Contents ?? []).map((o) => o.Key!);
+async function apply(ref: string, text: string) {
+  // S3 stamps event times to the millisecond: keep arrivals apart, so "arrival" is unambiguous here.
+  await new Promise((resolve) => setTimeout(resolve, 3));
+  const { key, message } = await stored(ref, text);
+  const result = await handler(sqsEvent([message]), context);
+  return { key, message, result };
 }
 
-describe('callback handler: authentication', () => {
-  it.each([
-    ['a missing auth header', { auth: null }],
-    ['a wrong auth header', { auth: 'not-the-key' }],
-    ['a wrong signature', { sig: signCallbackRef('another-ref', SECRETS.signingKey) }],
-    ['a signature under another key', { sig: 'AAAA' }],
-  ])('answers 401 to %s and writes nothing', async (_name, options) => {
-    const ref = newRef();
-    const answer = await call(ref, body(ref, 'completed', '2026-11-02T00:00:00.000Z'), options);
-    expect(answer.statusCode).toBe(401);
-    expect(answer.body).not.toContain(SECRETS.callbackAuthKey);
-    expect(await env.reader.get(ref)).toBeUndefined();
-    expect(await archived(ref)).toEqual([]);
-  });
-
-  it('answers 401 when the URL has no ref or sig', async () => {
-    const answer = await handler(callbackEvent({ body: '{}', headers: { 'scale-callback-auth': SECRETS.callbackAuthKey } }), context);
-    expect(answer.statusCode).toBe(401);
-  });
-});
-
-describe('callback handler: bad bodies', () => {
-  it('answers 400 to a body that is not JSON, and stores nothing', async () => {
-    const ref = newRef();
-    const answer = await call(ref, '{"task_id": ');
-    expect(answer).toMatchObject({ statusCode: 400, body: JSON.stringify({ error: 'body is not valid JSON' }) });
-    expect(await archived(ref)).toEqual([]);
-  });
-
-  it('answers 400 naming what is wrong with a body that is not a callback', async () => {
-    const ref = newRef();
-    const answer = await call(ref, JSON.stringify({ status: 'completed', task: { status: 'completed' } }));
-    expect(answer.statusCode).toBe(400);
-    expect(JSON.parse(answer.body).error).toMatch(/task_id: expected string.*task\.task_id: expected string/);
-    expect(await env.reader.get(ref)).toBeUndefined();
-  });
-
-  it('answers 400 to an unknown status', async () => {
-    const ref = newRef();
-    const answer = await call(ref, body(ref, 'exploded', '2026-11-02T00:00:00.000Z'));
-    expect(answer.statusCode).toBe(400);
-    expect(JSON.parse(answer.body).error).toContain('unknown task status "exploded"');
-  });
-
-  it('answers 413 to an oversized body, and stores nothing', async () => {
-    const ref = newRef();
-    const answer = await call(ref, body(ref, 'completed', '2026-11-02T00:00:00.000Z', { response: { blob: 'x'.repeat(5 * 1024 * 1024) } }));
-    expect(answer.statusCode).toBe(413);
-    expect(await archived(ref)).toEqual([]);
-    expect(await env.reader.get(ref)).toBeUndefined();
-  });
-});
-
-describe('callback handler: applying results', () => {
-  it('archives a completed callback and stores its result', async () => {
+describe('callback function: applying stored callbacks', () => {
+  it('applies a completed callback and points the record at the stored body', async () => {
     const ref = newRef();
     await env.store.startSubmission({ uniqueId: ref, bucket: 'scenes', key: 'dir/scene one.sfs', eTag: 'etag1', size: 1234, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'claim-1', '2026-11-01T00:00:00.000Z');
-    await env.store.recordSubmitted(ref, { taskId: taskIdFor(ref), attachmentExpiresAt: '2026-11-01T06:00:00.000Z', attachmentPinned: false, adopted: false }, '2026-11-01T00:00:01.000Z');
-    const text = body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { annotations: { cuboids: 12 } } });
-    const answer = await call(ref, text);
-    expect(answer).toMatchObject({ statusCode: 200, body: JSON.stringify({ ok: true, applied: true }) });
-
-    const record = await env.reader.get(ref);
-    expect(record).toMatchObject({
+    await env.store.recordSubmitted(ref, { taskId: taskIdFor(ref), attachmentPinned: true, adopted: false }, '2026-11-01T00:00:01.000Z');
+    const { key, result } = await apply(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { annotations: { cuboids: 12 } } }));
+    expect(result.batchItemFailures).toEqual([]);
+    expect(await env.reader.get(ref)).toMatchObject({
       status: 'completed',
       scaleStatus: 'completed',
       taskId: taskIdFor(ref),
@@ -121,95 +72,98 @@ describe('callback handler: applying results', () => {
       callbackCount: 1,
       responseJson: JSON.stringify({ annotations: { cuboids: 12 } }),
       createdAt: '2026-11-01T00:00:00.000Z',
-      attachmentExpiresAt: '2026-11-01T06:00:00.000Z',
+      lastCallbackArchive: { bucket: 'results', key },
     });
-    const [key] = await archived(ref);
-    expect(key).toMatch(new RegExp(`^callbacks/${ref}/.*-completed\\.json$`));
-    expect(record!.lastCallbackArchive).toEqual({ bucket: 'results', key });
-    const object = await env.s3Client.send(new GetObjectCommand({ Bucket: 'results', Key: key }));
-    expect(await object.Body!.transformToString()).toBe(text);
   });
 
-  it('is idempotent for a duplicate callback', async () => {
+  it('changes nothing for an exact duplicate, but counts it', async () => {
     const ref = newRef();
     const text = body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 1 } });
-    await call(ref, text);
-    const first = await env.reader.get(ref);
-    const again = await call(ref, text);
-    expect(again).toMatchObject({ statusCode: 200, body: JSON.stringify({ ok: true, applied: false }) });
-    const second = await env.reader.get(ref);
-    expect({ ...second, callbackCount: 0, lastCallbackAt: '', updatedAt: '' }).toEqual({ ...first, callbackCount: 0, lastCallbackAt: '', updatedAt: '' });
-    expect(second!.callbackCount).toBe(2);
+    const first = await apply(ref, text);
+    const before = await env.reader.get(ref);
+    await apply(ref, text);
+    const after = await env.reader.get(ref);
+    expect(after).toMatchObject({ callbackCount: 2, lastCallbackArchive: { key: first.key } });
+    expect({ ...after, callbackCount: 0, lastCallbackAt: '', updatedAt: '' }).toEqual({ ...before, callbackCount: 0, lastCallbackAt: '', updatedAt: '' });
   });
 
   it('ignores an older callback that arrives after a newer one', async () => {
     const ref = newRef();
-    await call(ref, body(ref, 'completed', '2026-11-02T12:00:00.000Z', { response: { audited: true } }));
-    const late = await call(ref, body(ref, 'error', '2026-11-02T09:00:00.000Z', { response: { error: 'old' } }));
-    expect(late.statusCode).toBe(200);
+    await apply(ref, body(ref, 'completed', '2026-11-02T12:00:00.000Z', { response: { audited: true } }));
+    await apply(ref, body(ref, 'error', '2026-11-02T09:00:00.000Z', { response: { error: 'old' } }));
     expect(await env.reader.get(ref)).toMatchObject({ status: 'completed', responseJson: JSON.stringify({ audited: true }), scaleUpdatedAt: '2026-11-02T12:00:00.000Z' });
+  });
+
+  it('keeps both of two different callbacks with the same updated_at and chooses by status rank, then arrival', async () => {
+    const at = '2026-11-02T10:00:00.000Z';
+    // A recall at the same instant as the completion, arriving first: the recall (pending) still wins.
+    const recalled = newRef();
+    const recall = await apply(recalled, body(recalled, 'pending', at));
+    const completion = await apply(recalled, body(recalled, 'completed', at, { response: { n: 1 } }));
+    expect(await env.reader.get(recalled)).toMatchObject({ status: 'pending', callbackCount: 2, lastCallbackArchive: { key: recall.key } });
+    expect(completion.result.batchItemFailures).toEqual([]);
+    // Same status and instant, different content (an audit): the later arrival wins, and both bodies stay stored.
+    const audited = newRef();
+    await apply(audited, body(audited, 'completed', at, { response: { v: 'first' } }));
+    const second = await apply(audited, body(audited, 'completed', at, { response: { v: 'audited' }, audits: [{ action: 'approved' }] }));
+    expect(await env.reader.get(audited)).toMatchObject({ status: 'completed', responseJson: JSON.stringify({ v: 'audited' }), lastCallbackArchive: { key: second.key } });
+    const listed = await env.s3Client.send(new ListObjectsV2Command({ Bucket: 'results', Prefix: `callbacks/${audited}/` }));
+    expect(listed.Contents).toHaveLength(2);
   });
 
   it('follows a recall from completed back to pending', async () => {
     const ref = newRef();
-    await call(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 1 } }));
-    await call(ref, body(ref, 'pending', '2026-11-03T10:00:00.000Z'));
+    await apply(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 1 } }));
+    await apply(ref, body(ref, 'pending', '2026-11-03T10:00:00.000Z'));
     const record = await env.reader.get(ref);
     expect(record).toMatchObject({ status: 'pending', scaleUpdatedAt: '2026-11-03T10:00:00.000Z', callbackCount: 2 });
     expect(record!.completedAt).toBeUndefined();
     expect(record!.responseJson).toBeUndefined();
   });
 
-  it('keeps a large response in the archive and points to it', async () => {
+  it('keeps a large response where it was stored and points to it', async () => {
     const ref = newRef();
-    const response = { points: 'p'.repeat(400 * 1024) };
-    expect((await call(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response }))).statusCode).toBe(200);
+    const { key } = await apply(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { points: 'p'.repeat(400 * 1024) } }));
     const record = await env.reader.get(ref);
-    const [key] = await archived(ref);
     expect(record!.responseJson).toBeUndefined();
     expect(record!.responseRef).toEqual({ bucket: 'results', key });
-    const object = await env.s3Client.send(new GetObjectCommand({ Bucket: 'results', Key: key }));
-    expect(JSON.parse(await object.Body!.transformToString()).response).toEqual(response);
   });
 
   it('rebuilds a lost create-side record from the task metadata', async () => {
     const ref = newRef();
-    await call(ref, body(ref, 'error', '2026-11-02T10:00:00.000Z', { response: { error: 'One or more attachments could not be downloaded.' } }));
-    expect(await env.reader.get(ref)).toMatchObject({
-      schemaVersion: 1,
-      uniqueId: ref,
-      status: 'error',
-      bucket: 'scenes',
-      key: 'dir/scene one.sfs',
-      eTag: 'etag1',
-      size: 1234,
-      project: 'scenes-default',
-      sceneFormat: 'sensor_fusion',
-    });
+    await apply(ref, body(ref, 'error', '2026-11-02T10:00:00.000Z', { response: { error: 'One or more attachments could not be downloaded.' } }));
+    expect(await env.reader.get(ref)).toMatchObject({ schemaVersion: 1, uniqueId: ref, status: 'error', bucket: 'scenes', key: 'dir/scene one.sfs', versionId: 'v1', sequencer: '0001A', project: 'scenes-default' });
     expect(await env.reader.getByTaskId(taskIdFor(ref))).toMatchObject({ uniqueId: ref });
   });
+});
 
-  it('answers 5xx when DynamoDB is down, after archiving, so Scale retries', async () => {
+describe('callback function: what it refuses', () => {
+  it.each([
+    ['not JSON', '{"task_id": ', 'body is not valid JSON'],
+    ['not a callback', JSON.stringify({ status: 'completed', task: { status: 'completed' } }), 'task_id: expected string'],
+    ['an unknown status', undefined, 'unknown task status "exploded"'],
+  ])('refuses a body that is %s without retrying it, keeping it stored', async (_name, text, _reason) => {
+    const ref = newRef();
+    const { result } = await apply(ref, text ?? body(ref, 'exploded', '2026-11-02T00:00:00.000Z'));
+    expect(result.batchItemFailures).toEqual([]);
+    expect(await env.reader.get(ref)).toBeUndefined();
+    const listed = await env.s3Client.send(new ListObjectsV2Command({ Bucket: 'results', Prefix: `callbacks/${ref}/` }));
+    expect(listed.Contents).toHaveLength(1);
+  });
+
+  it('ignores objects that are not stored callbacks', async () => {
+    const { message } = await stored('x', body(newRef(), 'completed', '2026-11-02T00:00:00.000Z'), 'callbacks/not-a-ref/x.json');
+    expect((await handler(sqsEvent([message]), context)).batchItemFailures).toEqual([]);
+  });
+
+  it('fails the message (so it is retried, then dead-lettered) when DynamoDB is down', async () => {
     const saved = process.env.AWS_ENDPOINT_URL_DYNAMODB;
     process.env.AWS_ENDPOINT_URL_DYNAMODB = `http://127.0.0.1:${await closedPort()}`;
     const { handler: downHandler } = (await import('../../lambdas/callback/handler.js?dynamo=down' as string)) as { handler: Handler };
     const ref = newRef();
-    const answer = await downHandler(
-      callbackEvent({ body: body(ref, 'completed', '2026-11-02T10:00:00.000Z'), headers: { 'scale-callback-auth': SECRETS.callbackAuthKey }, query: { ref, sig: signCallbackRef(ref, SECRETS.signingKey) } }),
-      context,
-    ).finally(() => (process.env.AWS_ENDPOINT_URL_DYNAMODB = saved));
-    expect(answer.statusCode).toBe(500);
-    expect(await archived(ref)).toHaveLength(1);
+    const { message } = await stored(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z'));
+    const result = await downHandler(sqsEvent([message]), context).finally(() => (process.env.AWS_ENDPOINT_URL_DYNAMODB = saved));
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: message.messageId }]);
     expect(await env.reader.get(ref)).toBeUndefined();
-  });
-
-  it('answers 503 while its secrets cannot be read', async () => {
-    env.secrets.setAvailable(false);
-    clearCaches(); // a cold function: nothing cached from earlier calls
-    const { handler: fresh } = (await import('../../lambdas/callback/handler.js?secrets=down' as string)) as { handler: Handler };
-    const ref = newRef();
-    const answer = await fresh(callbackEvent({ body: body(ref, 'completed', '2026-11-02T10:00:00.000Z'), headers: { 'scale-callback-auth': SECRETS.callbackAuthKey }, query: { ref, sig: signCallbackRef(ref, SECRETS.signingKey) } }), context);
-    env.secrets.setAvailable(true);
-    expect(answer.statusCode).toBe(503);
   });
 });

@@ -1,28 +1,11 @@
-import { App, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Match } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readPipelineConfig } from '../../lib/config.js';
-import { PipelineStack } from '../../lib/pipeline-stack.js';
-
-const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> };
-
-/** The stack as `cdk synth` builds it, with cdk.json's context; bundling skipped (the bundles are tested elsewhere). */
-function synth(pipeline: Record<string, unknown> = {}, options: { nag?: boolean } = {}) {
-  const base = cdkJson.context.pipeline as Record<string, unknown>;
-  const app = new App({ context: { ...cdkJson.context, pipeline: { ...base, ...pipeline }, 'aws:cdk:bundling-stacks': [] } });
-  const stack = new PipelineStack(app, 'Test', { config: readPipelineConfig(app) });
-  if (options.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-  // Template.fromStack synthesizes; a nag run must synthesize itself, once.
-  return { app, stack, get template() { return Template.fromStack(stack); } };
-}
+import { inspect, synth } from '../helpers/synth.js';
 
 const { template } = synth();
-const resources = (type: string) => Object.entries(template.findResources(type)) as Array<[string, { Properties: Record<string, any> }]>; // eslint-disable-line @typescript-eslint/no-explicit-any -- CloudFormation JSON
-const projectFunctions = () => resources('AWS::Lambda::Function').filter(([, r]) => r.Properties.Environment?.Variables?.POWERTOOLS_SERVICE_NAME);
-const functionNamed = (name: string) => projectFunctions().find(([, r]) => r.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME === name)!;
+const { resources, projectFunctions, functionNamed, permissionsOf } = inspect(template);
 
 describe('scenes ingest', () => {
   it('notifies the queue of every created and removed .sfs object and frame manifest', () => {
@@ -57,13 +40,14 @@ describe('scenes ingest', () => {
     });
   });
 
-  it('queues uploads encrypted, TLS only, with a dead-letter queue after the configured receives', () => {
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+  it('queues uploads and stored callbacks encrypted, TLS only, each with a dead-letter queue after the configured receives', () => {
+    template.resourceCountIs('AWS::SQS::Queue', 4);
+    expect(resources('AWS::SQS::Queue').filter(([, q]) => q.Properties.RedrivePolicy?.maxReceiveCount === 5)).toHaveLength(2);
     template.hasResourceProperties('AWS::SQS::Queue', {
       SqsManagedSseEnabled: true,
       RedrivePolicy: { deadLetterTargetArn: Match.anyValue(), maxReceiveCount: 5 },
     });
-    expect(synth({ maxReceiveCount: 3 }).template.findResources('AWS::SQS::Queue', { Properties: { RedrivePolicy: { maxReceiveCount: 3 } } })).not.toEqual({});
+    expect(Object.keys(synth({ maxReceiveCount: 3 }).template.findResources('AWS::SQS::Queue', { Properties: { RedrivePolicy: { maxReceiveCount: 3 } } }))).toHaveLength(2);
     for (const [id] of resources('AWS::SQS::Queue')) {
       template.hasResourceProperties('AWS::SQS::QueuePolicy', {
         Queues: [{ Ref: id }],
@@ -80,7 +64,7 @@ describe('scenes ingest', () => {
       ScalingConfig: { MaximumConcurrency: 5 },
       BatchSize: 10,
     });
-    const [, uploads] = resources('AWS::SQS::Queue').find(([, q]) => q.Properties.RedrivePolicy)!;
+    const [, uploads] = resources('AWS::SQS::Queue').find(([id, q]) => id.startsWith('IngestUploads') && q.Properties.RedrivePolicy)!;
     expect(uploads.Properties.VisibilityTimeout).toBeGreaterThanOrEqual(6 * createTask.Properties.Timeout);
     expect(synth({ maxConcurrency: 20 }).template.findResources('AWS::Lambda::EventSourceMapping', { Properties: { ScalingConfig: { MaximumConcurrency: 20 } } })).not.toEqual({});
   });
@@ -94,7 +78,7 @@ describe('scenes ingest', () => {
 
 describe('functions', () => {
   it('runs every project function on Node.js 24, arm64, traced, with a log group that expires', () => {
-    expect(projectFunctions().map(([, f]) => f.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['callback', 'create-task']);
+    expect(projectFunctions().map(([, f]) => f.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['callback', 'callback-auth', 'create-task']);
     for (const [, fn] of projectFunctions()) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' }, Handler: 'index.handler' });
       expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
@@ -102,7 +86,8 @@ describe('functions', () => {
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: Match.anyValue() });
     // create-task gets the memory (and so the CPU) to parse an 8 MiB header of millions of tiny objects.
     expect(functionNamed('create-task')[1].Properties).toMatchObject({ MemorySize: 1024, Timeout: 60 });
-    expect(functionNamed('callback')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 15 });
+    expect(functionNamed('callback')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 30 });
+    expect(functionNamed('callback-auth')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 10 });
   });
 
   it('gives create-task its routing, the Scale URL and the signed callback base', () => {
@@ -117,58 +102,25 @@ describe('functions', () => {
     expect(Object.keys(other.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { MAX_RECEIVE_COUNT: '3', CANCEL_ON_DELETE: 'false' } } } }))).toHaveLength(1);
   });
 
-  it('grants each function only its own resources, and no * other than X-Ray', () => {
-    const statementsOf = (name: string) => {
-      const [fnId, fn] = functionNamed(name);
-      const role = fn.Properties.Role['Fn::GetAtt'][0];
-      const policies = resources('AWS::IAM::Policy').filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === role));
-      expect(policies.length, fnId).toBe(1);
-      return policies[0]![1].Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>;
-    };
-    const summary = (name: string) =>
-      statementsOf(name).map((s) => ({ actions: [s.Action].flat().sort(), resources: JSON.stringify(s.Resource) }));
-    for (const name of ['create-task', 'callback']) {
-      for (const { actions, resources: res } of summary(name)) {
-        expect(actions.some((a) => a === '*' || a.endsWith(':*')), `${name}: ${actions}`).toBe(false);
-        if (res === '"*"') expect(actions, name).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
-      }
-    }
-    const create = JSON.stringify(summary('create-task'));
-    const callback = JSON.stringify(summary('callback'));
-    expect(create).toContain('s3:GetObjectVersion');
-    expect(create).toContain('ScaleApiKey');
-    expect(create).not.toMatch(/s3:PutObject|ScaleCallbackAuthKey|Results/);
-    expect(callback).toContain('s3:PutObject');
-    expect(callback).toMatch(/callbacks\/\*/);
-    expect(callback).toContain('ScaleCallbackAuthKey');
-    expect(callback).not.toMatch(/s3:GetObject|ScaleApiKey|IngestScenes/);
-    for (const text of [create, callback]) {
-      expect(text).toContain('dynamodb:UpdateItem');
-      expect(text).not.toMatch(/dynamodb:Scan|dynamodb:DeleteItem/);
-    }
-    // create-task queries one index (a delete finds the uploads of its key); nothing else reads an index.
-    const queries = summary('create-task').filter((s) => s.actions.includes('dynamodb:Query'));
-    expect(queries).toEqual([{ actions: ['dynamodb:Query'], resources: expect.stringMatching(/^\{"Fn::Join":.*\/index\/byKey"\]\]\}$/) }]);
-    expect(callback).not.toMatch(/index|dynamodb:Query/);
-  });
-});
-
-describe('callback API', () => {
-  it('exposes only POST /callback, validated, throttled and access-logged', () => {
-    template.resourceCountIs('AWS::ApiGateway::Method', 1);
-    template.hasResourceProperties('AWS::ApiGateway::Method', {
-      HttpMethod: 'POST',
-      AuthorizationType: 'NONE',
-      RequestParameters: { 'method.request.querystring.ref': true, 'method.request.querystring.sig': true },
-      Integration: { Type: 'AWS_PROXY' },
-    });
-    template.hasResourceProperties('AWS::ApiGateway::Resource', { PathPart: 'callback' });
-    template.hasResourceProperties('AWS::ApiGateway::RequestValidator', { ValidateRequestBody: true, ValidateRequestParameters: true });
-    template.hasResourceProperties('AWS::ApiGateway::Stage', {
-      StageName: 'prod',
-      AccessLogSetting: { DestinationArn: Match.anyValue(), Format: Match.anyValue() },
-      MethodSettings: [Match.objectLike({ ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 })],
-    });
+  it('grants each function exactly its own actions on its own resources', () => {
+    // Logical ids without CDK's hash suffix, so the list reads as names.
+    const readable = (name: string) => permissionsOf(name).map(({ actions, resources: res }) => `${actions.join(',')} on ${res.replace(/([A-Za-z]+?)[0-9A-F]{8}\b/g, '$1').replace(/[{}"[\]]|Fn::|Arn/g, '')}`);
+    const xray = 'xray:PutTelemetryRecords,xray:PutTraceSegments on *';
+    const items = 'dynamodb:GetItem,dynamodb:PutItem,dynamodb:UpdateItem on GetAtt:TaskStoreTasks,';
+    const consume = (queue: string) => `sqs:ChangeMessageVisibility,sqs:DeleteMessage,sqs:GetQueueAttributes,sqs:GetQueueUrl,sqs:ReceiveMessage on GetAtt:${queue},`;
+    const secret = (id: string) => `secretsmanager:DescribeSecret,secretsmanager:GetSecretValue on Ref:${id}`;
+    expect(readable('create-task')).toEqual([
+      xray,
+      items,
+      'dynamodb:Query on Join:,GetAtt:TaskStoreTasks,,/index/byKey',
+      secret('SecretsScaleApiKey'),
+      secret('SecretsCallbackSigningKey'),
+      's3:GetObject,s3:GetObjectVersion on Join:,GetAtt:IngestScenes,,/*',
+      's3:ListBucket on GetAtt:IngestScenes,',
+      consume('IngestUploads'),
+    ]);
+    expect(readable('callback')).toEqual([xray, items, 's3:GetObject on Join:,GetAtt:Results,,/callbacks/*', consume('CallbackProcessingStored')]);
+    expect(readable('callback-auth')).toEqual([xray, secret('SecretsScaleCallbackAuthKey'), secret('SecretsCallbackSigningKey')]);
   });
 });
 
@@ -191,50 +143,6 @@ describe('task store', () => {
   });
 });
 
-describe('alarms', () => {
-  it('raises an alarm on dead letters, function errors and callback 5xx, notifying a topic when given', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'ApproximateNumberOfMessagesVisible',
-      Namespace: 'AWS/SQS',
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-    });
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: '5XXError', Namespace: 'AWS/ApiGateway', Threshold: 1 });
-    expect(Object.keys(template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'Errors', Namespace: 'AWS/Lambda' } }))).toHaveLength(2);
-    expect(Object.values(template.findResources('AWS::CloudWatch::Alarm')).every((a) => a.Properties.AlarmActions === undefined)).toBe(true);
-
-    const topicArn = 'arn:aws:sns:eu-west-1:123456789012:perception-oncall';
-    const withTopic = Object.values(synth({ alarmTopicArn: topicArn }).template.findResources('AWS::CloudWatch::Alarm'));
-    expect(withTopic.map((a) => a.Properties.AlarmActions)).toEqual(withTopic.map(() => [topicArn]));
-  });
-});
-
-describe('Scale auth failure alarm', () => {
-  it('counts create-task’s scale_auth failure lines and alarms on the first one within a period', () => {
-    const [, createTask] = functionNamed('create-task');
-    const [filterId, filter] = resources('AWS::Logs::MetricFilter')[0]!;
-    expect(resources('AWS::Logs::MetricFilter')).toHaveLength(1);
-    expect(filter.Properties).toMatchObject({
-      LogGroupName: { Ref: createTask.Properties.LoggingConfig.LogGroup.Ref },
-      FilterPattern: '{ $.failureKind = "scale_auth" }',
-      MetricTransformations: [{ MetricName: 'ScaleAuthFailures', MetricNamespace: 'ScaleSfsPipeline/Test', MetricValue: '1' }],
-    });
-    expect(filterId).toMatch(/ScaleAuthFailure/);
-    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-      MetricName: 'ScaleAuthFailures',
-      Namespace: 'ScaleSfsPipeline/Test',
-      Statistic: 'Sum',
-      Period: 300,
-      EvaluationPeriods: 1,
-      Threshold: 1,
-      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
-      TreatMissingData: 'notBreaching',
-    });
-  });
-});
-
 describe('secrets and outputs', () => {
   it('creates the Scale secrets with a placeholder and generates the signing key', () => {
     template.resourceCountIs('AWS::SecretsManager::Secret', 3);
@@ -248,6 +156,7 @@ describe('secrets and outputs', () => {
       [
         'CallbackSigningKeySecretName',
         'CallbackUrl',
+        'CallbackDeadLetterQueueArn',
         'DeadLetterQueueArn',
         'DeadLetterQueueUrl',
         'ResultsBucketName',

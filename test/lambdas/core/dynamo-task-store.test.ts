@@ -100,10 +100,11 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
     const u = upload();
     await env.store.startSubmission(u, 'c', T(0));
     await env.store.recordSubmitted(u.uniqueId, submitted('task-c'), T(1));
-    expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'other-task', scaleUpdatedAt: T(5), reason: 'deleted' }, T(5))).toBe('stale');
-    expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'task-c', scaleUpdatedAt: T(5), reason: 'deleted' }, T(5))).toBe('applied');
+    const order = (t: string) => `${t}#4#${T(5)}#cancel`;
+    expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'other-task', scaleUpdatedAt: T(5), order: order(T(5)), reason: 'deleted' }, T(5))).toBe('stale');
+    expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'task-c', scaleUpdatedAt: T(5), order: order(T(5)), reason: 'deleted' }, T(5))).toBe('applied');
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'canceled', scaleStatus: 'canceled', scaleUpdatedAt: T(5), reason: 'deleted' });
-    expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'task-c', scaleUpdatedAt: T(4), reason: 'older' }, T(6))).toBe('stale');
+    expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'task-c', scaleUpdatedAt: T(4), order: order(T(4)), reason: 'older' }, T(6))).toBe('stale');
     await env.store.recordCancelRefused(u.uniqueId, { status: 400, message: 'already completed' }, T(7));
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'canceled', reason: 'deleted', cancelError: { status: 400, message: 'already completed' } });
   });
