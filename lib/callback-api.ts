@@ -91,13 +91,14 @@ export class CallbackApi extends Construct {
     const store = new AwsIntegration({
       service: 's3',
       integrationHttpMethod: 'PUT',
-      // The authorizer admitted only a well-formed ref (sfs- and 40 hex digits), so it is safe in the key.
+      // The ref the authorizer verified (its principalId: sfs- and 40 hex digits), not the query's, which a
+      // repeated parameter could make another: safe in the key, and always the one that was checked.
       path: `${props.results.bucketName}/${CALLBACK_ARCHIVE_PREFIX}{ref}/{requestId}.json`,
       options: {
         credentialsRole: this.storeRole,
         passthroughBehavior: PassthroughBehavior.WHEN_NO_TEMPLATES,
         requestParameters: {
-          'integration.request.path.ref': 'method.request.querystring.ref',
+          'integration.request.path.ref': 'context.authorizer.principalId',
           'integration.request.path.requestId': 'context.requestId',
           'integration.request.header.Content-Type': "'application/json'",
         },

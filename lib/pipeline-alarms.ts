@@ -66,6 +66,16 @@ export class PipelineAlarms extends Construct {
         "Scale's callbacks are refused: the callback auth key secret does not match Scale's. Results are lost after 24 hours of retries — fix the secret now.",
       ),
       anyOf(
+        'CallbackUrlRefused',
+        count('CallbackRefusedUrl', props.callbackAuth.logGroup, '$.callbackRefusal', 'url'),
+        "Scale's callbacks carry URLs this stack cannot verify: the signing key changed (rotated, or the stack re-created) while tasks were open. Put the previous key back until they are done.",
+      ),
+      anyOf(
+        'CallbackThrottled',
+        count('CallbackThrottled', props.apiAccessLogs, '$.status', '429'),
+        "The callback API throttled calls (429): Scale retries, but a flood may be taking Scale's budget. See the access log; consider callbackWafRateLimit.",
+      ),
+      anyOf(
         'CallbackBodyRefused',
         count('CallbackRefusedBody', props.callback.logGroup, '$.callbackRefusal', 'body'),
         'A stored callback is not a Scale callback the pipeline can read; its body is kept under callbacks/ in the results bucket.',

@@ -79,7 +79,7 @@ export async function startApiFront(options: ApiFrontOptions) {
   const { endpoint, region, bucket, credentials } = options.results;
   // API Gateway does not retry a failed integration: Scale does.
   const s3 = new S3Client({ region, endpoint, credentials, forcePathStyle: true, maxAttempts: 1, requestChecksumCalculation: 'WHEN_REQUIRED' });
-  const cache = new Map<string, { verdict: Verdict; expiresAt: number }>();
+  const cache = new Map<string, { verdict: Verdict; principalId: string; expiresAt: number }>();
   const stats: ApiFrontStats = { count: 0, clientErrors: 0, serverErrors: 0, refused: {}, authorizerInvocations: 0, authorizerCacheHits: 0, stored: 0 };
 
   const send = (res: ServerResponse, requestId: string, answer: Answer, closeAfter = false) => {
@@ -93,12 +93,12 @@ export async function startApiFront(options: ApiFrontOptions) {
   };
 
   /** The cached verdict for these identity values, or the authorizer's; 'unauthorized'/'failed' are never cached. */
-  const authorize = async (event: APIGatewayRequestAuthorizerEvent, identity: string[]): Promise<Verdict | 'unauthorized' | 'failed'> => {
+  const authorize = async (event: APIGatewayRequestAuthorizerEvent, identity: string[]): Promise<{ verdict: Verdict; principalId: string } | 'unauthorized' | 'failed'> => {
     const key = JSON.stringify(identity);
     const cached = cache.get(key);
     if (cached && cached.expiresAt > Date.now()) {
       stats.authorizerCacheHits++;
-      return cached.verdict;
+      return cached;
     }
     cache.delete(key);
     stats.authorizerInvocations++;
@@ -110,11 +110,12 @@ export async function startApiFront(options: ApiFrontOptions) {
     }
     const verdict = policyVerdict(result, event.methodArn);
     if (!verdict) return 'failed';
+    const principalId = (result as { principalId: string }).principalId;
     if (ttlMs > 0) {
-      cache.set(key, { verdict, expiresAt: Date.now() + ttlMs });
+      cache.set(key, { verdict, principalId, expiresAt: Date.now() + ttlMs });
       if (cache.size > CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
     }
-    return verdict;
+    return { verdict, principalId };
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
@@ -131,13 +132,15 @@ export async function startApiFront(options: ApiFrontOptions) {
     const authHeader = Object.entries(event.headers ?? {}).find(([name]) => name.toLowerCase() === 'scale-callback-auth')?.[1];
     const identity = [authHeader, event.queryStringParameters?.ref, event.queryStringParameters?.sig];
     if (identity.some((value) => !value)) return send(res, requestId, ANSWERS.unauthorized);
-    const verdict = await authorize(event, identity as string[]);
-    if (verdict !== 'allow') {
+    const authorized = await authorize(event, identity as string[]);
+    const verdict = typeof authorized === 'string' ? authorized : authorized.verdict;
+    if (typeof authorized === 'string' || authorized.verdict !== 'allow') {
       const refusals = { deny: ANSWERS.explicitDeny, 'not-allowed': ANSWERS.notAllowed, unauthorized: ANSWERS.unauthorized, failed: ANSWERS.authorizerFailed };
-      return send(res, requestId, refusals[verdict]);
+      return send(res, requestId, refusals[verdict as keyof typeof refusals]);
     }
 
-    const key = `${CALLBACK_ARCHIVE_PREFIX}${identity[1]}/${requestId}.json`;
+    // As the stack maps it: the key takes the authorizer's principalId (the ref it verified), not the query's.
+    const key = `${CALLBACK_ARCHIVE_PREFIX}${authorized.principalId}/${requestId}.json`;
     const deadline = AbortSignal.timeout(INTEGRATION_TIMEOUT_MS);
     try {
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }), { abortSignal: deadline });

@@ -32,7 +32,8 @@ async function recordHandler(record: SQSRecord): Promise<void> {
     }
     const rawBody = (size ?? 0) > MAX_CALLBACK_BYTES ? undefined : await callbacks.read(bucket, key);
     if (rawBody === undefined) {
-      logger.error('stored callback missing or larger than API Gateway allows; refused', { ...where, size, callbackRefusal: 'size' });
+      // Counted with the refused bodies: nothing API Gateway stored can be this, so it is not a callback to apply.
+      logger.error('stored callback missing or larger than API Gateway allows; refused', { ...where, size, callbackRefusal: 'body' });
       continue;
     }
     const outcome = await applyCallback({ uniqueId, rawBody, archive: { bucket, key }, arrivedAt: eventTime ?? new Date().toISOString() }, { store });

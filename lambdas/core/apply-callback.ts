@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
-import { checkAgainst } from './validation.js';
+import { checkAgainst, quote, summarizeProblems } from './validation.js';
 import { ScaleTaskSchema } from './scale/schemas.js';
 import { SCALE_TASK_STATUSES, TaskRecordSchema, type ScaleTaskStatus } from './task-record.js';
 import type { CallbackUpdate, TaskStore } from './task-store.js';
@@ -50,8 +50,9 @@ const STATUS_RANK: Record<ScaleTaskStatus, number> = { completed: 1, error: 2, p
  * The order of a callback's state: the task's own time, then the status rank, then arrival, then the stored key.
  * Strings compare in that order (ISO times have a fixed width).
  */
-export function callbackOrderKey(scaleUpdatedAt: string, status: ScaleTaskStatus, arrivedAt: string, key: string): string {
-  return `${scaleUpdatedAt}#${STATUS_RANK[status]}#${arrivedAt}#${key}`;
+export function callbackOrderKey(scaleUpdatedAt: string, status: ScaleTaskStatus, arrivedAt: string, key: string, audits = 0): string {
+  // More audits is later in a task's life (an audit does not always move updated_at); fixed width to compare.
+  return `${scaleUpdatedAt}#${STATUS_RANK[status]}#${String(Math.min(audits, 999_999)).padStart(6, '0')}#${arrivedAt}#${key}`;
 }
 
 const isoTime = (value: string | null | undefined): string | undefined => {
@@ -73,13 +74,13 @@ export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackD
     return { kind: 'invalid', message: 'body is not valid JSON' };
   }
   const parsed = checkAgainst(CallbackBodySchema, json);
-  if (!parsed.ok) return { kind: 'invalid', message: `body is not a Scale callback: ${parsed.problems.join('; ')}` };
+  if (!parsed.ok) return { kind: 'invalid', message: `body is not a Scale callback: ${summarizeProblems(parsed.problems)}` };
   const body = parsed.value;
   const { task } = body;
   if (task.task_id !== body.task_id) return { kind: 'invalid', message: `task_id ${body.task_id} differs from task.task_id ${task.task_id}` };
   const status = (task.status || body.status) as ScaleTaskStatus;
   if (!SCALE_TASK_STATUSES.includes(status)) {
-    return { kind: 'invalid', message: `unknown task status ${JSON.stringify(status)} (expected ${SCALE_TASK_STATUSES.join(', ')})` };
+    return { kind: 'invalid', message: `unknown task status ${quote(status)} (expected ${SCALE_TASK_STATUSES.join(', ')})` };
   }
   const scaleUpdatedAt = isoTime(task.updated_at) ?? isoTime(task.completed_at) ?? isoTime(task.created_at);
   if (!scaleUpdatedAt) return { kind: 'invalid', message: 'task has no readable updated_at, completed_at or created_at to order it by' };
@@ -87,8 +88,9 @@ export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackD
   const receivedAt = (deps.now?.() ?? new Date()).toISOString();
 
   const response = body.response ?? task.response;
-  const responseJson = response === undefined ? undefined : JSON.stringify(response);
-  const inline = responseJson !== undefined && Buffer.byteLength(responseJson, 'utf8') <= (deps.inlineLimitBytes ?? INLINE_RESPONSE_LIMIT_BYTES);
+  const responseJson = response === undefined ? undefined : serialize(response);
+  // A response too deep to serialize again stays where it was stored, like a large one.
+  const inline = typeof responseJson === 'string' && Buffer.byteLength(responseJson, 'utf8') <= (deps.inlineLimitBytes ?? INLINE_RESPONSE_LIMIT_BYTES);
   const source = checkAgainst(SourceMetadataSchema, (task.metadata as { source?: unknown } | null | undefined)?.source);
   const sceneFormat = task.params?.scene_format === 'split_base64' ? 'split_base64' : 'sensor_fusion';
 
@@ -97,7 +99,7 @@ export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackD
     taskId: task.task_id,
     status,
     scaleUpdatedAt,
-    order: callbackOrderKey(scaleUpdatedAt, status, stored.arrivedAt, archive.key),
+    order: callbackOrderKey(scaleUpdatedAt, status, stored.arrivedAt, archive.key, Array.isArray(task.audits) ? task.audits.length : 0),
     digest: createHash('sha256').update(rawBody).digest('hex'),
     ...(status === 'completed' ? { completedAt: isoTime(task.completed_at) ?? scaleUpdatedAt } : {}),
     ...(responseJson === undefined ? {} : inline ? { responseJson } : { responseRef: archive }),
@@ -108,4 +110,14 @@ export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackD
   };
   const applied = await deps.store.applyCallback(update, receivedAt);
   return { kind: applied, uniqueId, taskId: task.task_id, status, archiveKey: archive.key };
+}
+
+/** JSON text of a parsed response, or null when it is nested too deeply to write out again. */
+function serialize(response: unknown): string | null {
+  try {
+    return JSON.stringify(response);
+  } catch (err) {
+    if (err instanceof RangeError) return null;
+    throw err;
+  }
 }

@@ -15,24 +15,28 @@ export interface CallbackKeys {
 
 /**
  * Why a call is refused:
- * - signature: the URL's ref/sig were not issued by this stack (junk, a probe, a URL of another deployment);
- * - auth: the URL is genuine but the scale-callback-auth header is wrong. Only Scale knows genuine URLs, so this
- *   is Scale calling with a key this stack does not hold — a wrong or rotated callback auth key, which loses
- *   results after 24 hours: alarmed.
+ * - signature: neither the URL's signature nor the header is right — junk, a probe. Counted, not alarmed.
+ * - auth: the URL is one this stack signed, the scale-callback-auth header is not. Only Scale holds signed URLs,
+ *   so this is Scale with a key the stack does not hold (a wrong or rotated callback auth key). Alarmed.
+ * - url: the header is Scale's, the URL's signature does not verify — Scale calling with a URL signed under a
+ *   signing key the stack no longer holds (it was rotated, or the stack re-created). Alarmed.
+ * Either alarmed case loses results after Scale's 24 hours of retries.
  */
-export type Refusal = 'signature' | 'auth';
+export type Refusal = 'signature' | 'auth' | 'url';
 
 export type Authentication = { ok: true; uniqueId: string } | { ok: false; refusal: Refusal; reason: string };
 
 /**
- * Both checks, from the request line and headers alone (no body): the signature this stack put in the URL, then
- * Scale's header. Constant time where a secret is compared.
+ * Both checks, from the request line and headers alone (no body): the signature this stack put in the URL and
+ * Scale's header, both always computed (constant time) so the refusal can say which one failed.
  */
 export function authenticateCallback(authHeader: string | undefined, ref: string | undefined, sig: string | undefined, keys: CallbackKeys): Authentication {
-  if (!ref || !sig || !REF_PATTERN.test(ref)) return { ok: false, refusal: 'signature', reason: 'callback URL lacks a well-formed ref and sig' };
-  if (!verifyCallbackRef(ref, sig, keys.signingKey)) return { ok: false, refusal: 'signature', reason: 'callback URL signature does not match its ref' };
-  if (!secretsEqual(authHeader, keys.authKey)) return { ok: false, refusal: 'auth', reason: 'genuine callback URL, but a missing or wrong scale-callback-auth header' };
-  return { ok: true, uniqueId: ref };
+  const urlOk = !!ref && !!sig && REF_PATTERN.test(ref) && verifyCallbackRef(ref, sig, keys.signingKey);
+  const headerOk = secretsEqual(authHeader, keys.authKey);
+  if (urlOk && headerOk) return { ok: true, uniqueId: ref };
+  if (urlOk) return { ok: false, refusal: 'auth', reason: 'genuine callback URL, but a missing or wrong scale-callback-auth header' };
+  if (headerOk) return { ok: false, refusal: 'url', reason: "Scale's header, but a callback URL this stack cannot verify (signing key rotated?)" };
+  return { ok: false, refusal: 'signature', reason: 'neither the callback URL signature nor the header is valid' };
 }
 
 /** The uniqueId of a stored callback, from its key (`callbacks/<ref>/<id>.json`); undefined for any other key. */

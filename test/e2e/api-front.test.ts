@@ -140,10 +140,11 @@ describe('local API Gateway: the authorizer and its cache', () => {
 });
 
 describe('local API Gateway: the S3 integration', () => {
-  it('puts the exact bytes at callbacks/<ref>/<requestId>.json and answers 200 {"ok":true}', async () => {
-    const { front, call } = await frontWith(() => policy('Allow'));
+  it('puts the exact bytes at callbacks/<principalId>/<requestId>.json and answers 200 {"ok":true}', async () => {
+    // The key takes the ref the authorizer verified (its principalId), as the stack maps it, not the query's.
+    const { front, call } = await frontWith(() => ({ ...policy('Allow'), principalId: REF }));
     const bytes = Buffer.concat([Buffer.from('{"a": "Köln"}\r\n'), Buffer.from([0xff, 0xfe, 0x00])]); // not even UTF-8
-    const answer = await call(`ref=${REF}&sig=bytes`, { body: bytes });
+    const answer = await call(`ref=${REF}&ref=sfs-the-query-says-otherwise&sig=bytes`, { body: bytes });
     expect(answer.status).toBe(200);
     expect(await answer.json()).toEqual({ ok: true });
     const key = `callbacks/${REF}/${answer.headers.get('x-amzn-requestid')}.json`;

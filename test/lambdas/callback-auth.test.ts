@@ -49,12 +49,15 @@ describe('callback authorizer', () => {
   });
 
   it.each([
-    ['a signature for another ref', { ref: REF, sig: signCallbackRef('sfs-0000000000000000000000000000000000000000', SECRETS.signingKey) }, 'signature'],
-    ['a signature under another key', { ref: REF, sig: signCallbackRef(REF, 'another-signing-key') }, 'signature'],
-    ['a ref that is not one of ours', { ref: '../../etc', sig: signCallbackRef('../../etc', SECRETS.signingKey) }, 'signature'],
-  ])('denies %s, counted as a signature refusal', async (_name, query, refusal) => {
+    // Scale's header with a URL that does not verify: Scale holding a URL signed under a key the stack lost.
+    ['a signature for another ref', SECRETS.callbackAuthKey, { ref: REF, sig: signCallbackRef('sfs-0000000000000000000000000000000000000000', SECRETS.signingKey) }, 'url'],
+    ['a signature under another (rotated) key', SECRETS.callbackAuthKey, { ref: REF, sig: signCallbackRef(REF, 'another-signing-key') }, 'url'],
+    ['a ref that is not one of ours', SECRETS.callbackAuthKey, { ref: '../../etc', sig: signCallbackRef('../../etc', SECRETS.signingKey) }, 'url'],
+    // Neither: junk, counted but not alarmed.
+    ['a forged URL without the header', 'guess', { ref: REF, sig: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' }, 'signature'],
+  ])('denies %s, counted by what failed', async (_name, header, query, refusal) => {
     const warnings = vi.spyOn(logger, 'warn');
-    const result = await handler(event({ 'scale-callback-auth': SECRETS.callbackAuthKey }, query), context);
+    const result = await handler(event({ 'scale-callback-auth': header }, query), context);
     expect(effectOf(result)).toMatchObject({ Effect: 'Deny' });
     expect(result).not.toHaveProperty('context');
     expect(warnings).toHaveBeenCalledWith('callback refused', expect.objectContaining({ callbackRefusal: refusal }));

@@ -102,13 +102,21 @@ describe('callback function: applying stored callbacks', () => {
     const completion = await apply(recalled, body(recalled, 'completed', at, { response: { n: 1 } }));
     expect(await env.reader.get(recalled)).toMatchObject({ status: 'pending', callbackCount: 2, lastCallbackArchive: { key: recall.key } });
     expect(completion.result.batchItemFailures).toEqual([]);
-    // Same status and instant, different content (an audit): the later arrival wins, and both bodies stay stored.
+    // Same status and instant, different content: an audit (more audits is later in a task's life) wins, even
+    // when Scale retries the older body after it; every body stays stored.
     const audited = newRef();
-    await apply(audited, body(audited, 'completed', at, { response: { v: 'first' } }));
+    const plain = body(audited, 'completed', at, { response: { v: 'first' } });
+    await apply(audited, plain);
     const second = await apply(audited, body(audited, 'completed', at, { response: { v: 'audited' }, audits: [{ action: 'approved' }] }));
+    await apply(audited, plain);
     expect(await env.reader.get(audited)).toMatchObject({ status: 'completed', responseJson: JSON.stringify({ v: 'audited' }), lastCallbackArchive: { key: second.key } });
     const listed = await env.s3Client.send(new ListObjectsV2Command({ Bucket: 'results', Prefix: `callbacks/${audited}/` }));
-    expect(listed.Contents).toHaveLength(2);
+    expect(listed.Contents).toHaveLength(3);
+    // Same status, instant and audits, different content: the later arrival wins.
+    const arrival = newRef();
+    await apply(arrival, body(arrival, 'error', at, { response: { v: 'one' } }));
+    await apply(arrival, body(arrival, 'error', at, { response: { v: 'two' } }));
+    expect(await env.reader.get(arrival)).toMatchObject({ status: 'error', responseJson: JSON.stringify({ v: 'two' }) });
   });
 
   it('follows a recall from completed back to pending', async () => {
@@ -127,6 +135,16 @@ describe('callback function: applying stored callbacks', () => {
     const record = await env.reader.get(ref);
     expect(record!.responseJson).toBeUndefined();
     expect(record!.responseRef).toEqual({ bucket: 'results', key });
+  });
+
+  it('keeps a response too deeply nested to write out again where it was stored', async () => {
+    const ref = newRef();
+    // 20,000 nested arrays: JSON.parse reads it, JSON.stringify overflows the stack on it.
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`;
+    const text = `${body(ref, 'completed', '2026-11-02T10:00:00.000Z').slice(0, -1)},"response":${deep}}`;
+    const { key, result } = await apply(ref, text);
+    expect(result.batchItemFailures).toEqual([]);
+    expect(await env.reader.get(ref)).toMatchObject({ status: 'completed', responseRef: { bucket: 'results', key } });
   });
 
   it('rebuilds a lost create-side record from the task metadata', async () => {

@@ -39,7 +39,8 @@ describe('callback API', () => {
         Credentials: { 'Fn::GetAtt': [storeRoleId, 'Arn'] },
         Uri: { 'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp(':s3:path/$'), { Ref: Match.stringLikeRegexp('^Results') }, '/callbacks/{ref}/{requestId}.json'])] },
         RequestParameters: {
-          'integration.request.path.ref': 'method.request.querystring.ref',
+          // The ref the authorizer verified, never the query's own (a repeated parameter could name another).
+          'integration.request.path.ref': 'context.authorizer.principalId',
           'integration.request.path.requestId': 'context.requestId',
           'integration.request.header.Content-Type': "'application/json'",
         },
@@ -105,16 +106,30 @@ describe('alarms', () => {
         ['CallbackRefusedAuth', '{ $.callbackRefusal = "auth" }', logGroupOf('callback-auth')],
         ['CallbackRefusedBody', '{ $.callbackRefusal = "body" }', logGroupOf('callback')],
         ['CallbackRefusedSize', '{ $.status = "413" }', accessLogs],
+        ['CallbackRefusedUrl', '{ $.callbackRefusal = "url" }', logGroupOf('callback-auth')],
+        ['CallbackThrottled', '{ $.status = "429" }', accessLogs],
       ]),
     );
-    expect(filters()).toHaveLength(5);
+    expect(filters()).toHaveLength(7);
     for (const [, f] of resources('AWS::Logs::MetricFilter')) expect(f.Properties.MetricTransformations[0]).toMatchObject({ MetricNamespace: namespace, MetricValue: '1' });
   });
 
-  it('pages within one period on a wrong callback auth key, refused bodies and sizes, dead letters, errors and 5xx', () => {
+  it('pages within one period on a wrong callback auth or signing key, throttling, refused bodies and sizes, dead letters, errors and 5xx', () => {
     const alarmed = resources('AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
     expect(alarmed.map((a) => a.MetricName).sort()).toEqual(
-      ['ApproximateNumberOfMessagesVisible', 'ApproximateNumberOfMessagesVisible', '5XXError', 'CallbackRefusedAuth', 'CallbackRefusedBody', 'CallbackRefusedSize', 'Errors', 'Errors', 'ScaleAuthFailures'].sort(),
+      [
+        'ApproximateNumberOfMessagesVisible',
+        'ApproximateNumberOfMessagesVisible',
+        '5XXError',
+        'CallbackRefusedAuth',
+        'CallbackRefusedBody',
+        'CallbackRefusedSize',
+        'CallbackRefusedUrl',
+        'CallbackThrottled',
+        'Errors',
+        'Errors',
+        'ScaleAuthFailures',
+      ].sort(),
     );
     for (const alarm of alarmed) {
       expect(alarm).toMatchObject({ Threshold: 1, EvaluationPeriods: 1, Period: 300, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
