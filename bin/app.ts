@@ -1,6 +1,6 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ConfigError } from '../lambdas/core/config.js';
+import { ConfigError } from '../lambdas/core/shared/config.js';
 import { readPipelineConfig } from '../lib/config.js';
 import { PipelineStack } from '../lib/pipeline-stack.js';
 

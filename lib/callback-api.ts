@@ -16,7 +16,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { CfnWebACL, CfnWebACLAssociation } from 'aws-cdk-lib/aws-wafv2';
 import { Construct } from 'constructs';
-import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callback-auth.js';
+import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth.js';
 import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
 import { PipelineFunction } from './pipeline-function.js';
 

@@ -6,7 +6,7 @@ import { EventType, type IBucket } from 'aws-cdk-lib/aws-s3';
 import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callback-auth.js';
+import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth.js';
 import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
 import { PipelineFunction } from './pipeline-function.js';
 

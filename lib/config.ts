@@ -1,5 +1,5 @@
 import type { Construct } from 'constructs';
-import { ConfigError, parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/config.js';
+import { ConfigError, parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/shared/config.js';
 
 export const CONTEXT_KEY = 'pipeline';
 

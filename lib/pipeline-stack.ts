@@ -1,6 +1,6 @@
 import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { PipelineConfig } from '../lambdas/core/config.js';
+import type { PipelineConfig } from '../lambdas/core/shared/config.js';
 import { CallbackApi } from './callback-api.js';
 import { CallbackProcessing } from './callback-processing.js';
 import { acknowledgeFindings } from './nag.js';

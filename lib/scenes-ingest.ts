@@ -4,7 +4,7 @@ import { Bucket, EventType, type IBucket } from 'aws-cdk-lib/aws-s3';
 import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { SCENE_SUFFIX } from '../lambdas/core/config.js';
+import { SCENE_SUFFIX } from '../lambdas/core/shared/config.js';
 import { secureBucket } from './secure-bucket.js';
 
 export { SCENE_SUFFIX };

@@ -2,7 +2,7 @@ import type { RemovalPolicy} from 'aws-cdk-lib';
 import { SecretValue } from 'aws-cdk-lib';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { SECRET_PLACEHOLDER } from '../lambdas/core/secrets.js';
+import { SECRET_PLACEHOLDER } from '../lambdas/core/shared/secrets.js';
 
 /**
  * The three secrets. The two from Scale are created holding a placeholder (the functions refuse it with a

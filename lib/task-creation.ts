@@ -5,7 +5,7 @@ import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import type { PipelineConfig } from '../lambdas/core/config.js';
+import type { PipelineConfig } from '../lambdas/core/shared/config.js';
 import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
 import { PipelineFunction } from './pipeline-function.js';
 

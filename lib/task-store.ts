@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, Billing, StreamViewType, TableEncryptionV2, TableV2, type GlobalSecondaryIndexPropsV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Construct } from 'constructs';
-import { TASKS_TABLE_SCHEMA } from '../lambdas/core/dynamo-task-store.js';
+import { TASKS_TABLE_SCHEMA } from '../lambdas/core/tasks/dynamo-task-store.js';
 
 /** The tasks table: one item per upload, keyed by uniqueId, with the indexes downstream jobs query. */
 export class TaskStoreTable extends Construct {

@@ -3,7 +3,7 @@ import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } fro
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callback-auth.js';
+import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth.js';
 import { callbackAuthorizerEvent } from './events.js';
 import type { Credentials } from './presign-check.js';
 

@@ -1,4 +1,4 @@
-import type { SfsValue } from '../lambdas/core/sfs/writer.js';
+import type { SfsValue } from '../lambdas/core/scenes/sfs/writer.js';
 import { mulberry32 } from './random.js';
 
 export interface SampleSceneOptions {

@@ -1,8 +1,8 @@
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Context } from 'aws-lambda';
-import { authenticateCallback, type CallbackKeys } from '../core/callback-auth.js';
-import { requireEnv } from '../core/config.js';
-import { logger } from '../core/logger.js';
-import { readSecret } from '../core/secrets.js';
+import { authenticateCallback, type CallbackKeys } from '../core/callbacks/callback-auth.js';
+import { requireEnv } from '../core/shared/config.js';
+import { logger } from '../core/shared/logger.js';
+import { readSecret } from '../core/shared/secrets.js';
 
 const authSecret = requireEnv('CALLBACK_AUTH_SECRET_ID');
 const signingSecret = requireEnv('CALLBACK_SIGNING_SECRET_ID');

@@ -2,14 +2,14 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { applyCallback } from '../core/apply-callback.js';
-import { uniqueIdOfCallbackKey } from '../core/callback-auth.js';
-import { requireEnv } from '../core/config.js';
-import { documentClient, DynamoTaskStore } from '../core/dynamo-task-store.js';
-import { describeFailure } from '../core/failures.js';
-import { logger } from '../core/logger.js';
-import { changesInMessage } from '../core/s3-event.js';
-import { MAX_CALLBACK_BYTES, S3StoredCallbacks } from '../core/stored-callbacks.js';
+import { applyCallback } from '../core/callbacks/apply-callback.js';
+import { uniqueIdOfCallbackKey } from '../core/callbacks/callback-auth.js';
+import { requireEnv } from '../core/shared/config.js';
+import { documentClient, DynamoTaskStore } from '../core/tasks/dynamo-task-store.js';
+import { describeFailure } from '../core/shared/failures.js';
+import { logger } from '../core/shared/logger.js';
+import { changesInMessage } from '../core/scenes/s3-event.js';
+import { MAX_CALLBACK_BYTES, S3StoredCallbacks } from '../core/callbacks/stored-callbacks.js';
 
 const store = new DynamoTaskStore(documentClient(new DynamoDBClient({})), requireEnv('TASKS_TABLE'));
 const callbacks = new S3StoredCallbacks(new S3Client({}));

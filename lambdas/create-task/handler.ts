@@ -3,17 +3,17 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
-import { cancelOnDelete } from '../core/cancel-on-delete.js';
-import { parseConfig, requireEnv, RoutingSchema } from '../core/config.js';
-import { documentClient, DynamoTaskStore } from '../core/dynamo-task-store.js';
-import { describeFailure } from '../core/failures.js';
-import { logger } from '../core/logger.js';
-import { changesInMessage, type BucketChange } from '../core/s3-event.js';
+import { cancelOnDelete } from '../core/scenes/cancel-on-delete.js';
+import { parseConfig, requireEnv, RoutingSchema } from '../core/shared/config.js';
+import { documentClient, DynamoTaskStore } from '../core/tasks/dynamo-task-store.js';
+import { describeFailure } from '../core/shared/failures.js';
+import { logger } from '../core/shared/logger.js';
+import { changesInMessage, type BucketChange } from '../core/scenes/s3-event.js';
 import { ScaleClient } from '../core/scale/client.js';
-import { S3SceneObjects } from '../core/scene-objects.js';
-import { readSecret } from '../core/secrets.js';
-import { sceneSourceOf, submitScene } from '../core/submit-scene.js';
-import { clip } from '../core/validation.js';
+import { S3SceneObjects } from '../core/scenes/scene-objects.js';
+import { readSecret } from '../core/shared/secrets.js';
+import { sceneSourceOf, submitScene } from '../core/scenes/submit-scene.js';
+import { clip } from '../core/shared/validation.js';
 
 // Cold start: configuration errors surface here, naming the variable or key.
 const routing = parseConfig(RoutingSchema, JSON.parse(requireEnv('ROUTING')), 'ROUTING environment variable');

@@ -1,7 +1,7 @@
 import { CreateTableCommand, type DynamoDBClient, type GlobalSecondaryIndex, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { AddressInfo } from 'node:net';
-import { TASKS_TABLE_SCHEMA } from '../../lambdas/core/dynamo-task-store.js';
+import { TASKS_TABLE_SCHEMA } from '../../lambdas/core/tasks/dynamo-task-store.js';
 
 /** An in-memory DynamoDB (dynalite) on a free loopback port. */
 export async function startDynamo() {

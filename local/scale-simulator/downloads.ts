@@ -1,4 +1,4 @@
-import { readSfsHeader } from '../../lambdas/core/sfs/reader.js';
+import { readSfsHeader } from '../../lambdas/core/scenes/sfs/reader.js';
 
 /** Fetching for the simulator: attachments and callbacks go to loopback addresses only, each attempt time-boxed. */
 

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CreateMultistageTaskRequestSchema } from '../../lambdas/core/scale/schemas.js';
-import { checkAgainst } from '../../lambdas/core/validation.js';
+import { checkAgainst } from '../../lambdas/core/shared/validation.js';
 import { mulberry32 } from '../random.js';
 import { SimulatorConfigPatchSchema, SimulatorConfigSchema, type SimulatorConfig, type SimulatorConfigPatch } from './config.js';
 import { cancelTask, newTask, runTask, type TaskRecord } from './lifecycle.js';

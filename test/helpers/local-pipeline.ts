@@ -5,10 +5,10 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { documentClient } from '../../lambdas/core/dynamo-task-store.js';
-import { sceneUniqueId } from '../../lambdas/core/scene-identity.js';
-import type { TaskRecord } from '../../lambdas/core/task-record.js';
-import { TaskReader } from '../../lambdas/core/task-reader.js';
+import { documentClient } from '../../lambdas/core/tasks/dynamo-task-store.js';
+import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
+import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
+import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
 import type { LocalPipeline } from '../../local/pipeline.js';
 import { eventually } from './http.js';
 

@@ -1,8 +1,8 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { Routing } from '../../lambdas/core/config.js';
-import { documentClient, DynamoTaskStore } from '../../lambdas/core/dynamo-task-store.js';
-import { TaskReader } from '../../lambdas/core/task-reader.js';
+import type { Routing } from '../../lambdas/core/shared/config.js';
+import { documentClient, DynamoTaskStore } from '../../lambdas/core/tasks/dynamo-task-store.js';
+import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
 import { createTasksTable, startDynamo } from '../../local/emulators/dynamodb.js';
 import { startLocalS3, type VersioningMode } from '../../local/emulators/s3.js';
 import { s3ObjectEvent, type S3EventRecord } from '../../local/events.js';

@@ -2,7 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { clearCaches } from '@aws-lambda-powertools/parameters';
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Context } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { signCallbackRef } from '../../lambdas/core/scene-identity.js';
+import { signCallbackRef } from '../../lambdas/core/scenes/scene-identity.js';
 import { SECRETS, startPipelineEnv } from '../helpers/pipeline-env.js';
 
 type Handler = (event: APIGatewayRequestAuthorizerEvent, context: Context) => Promise<APIGatewayAuthorizerResult>;
@@ -17,7 +17,7 @@ const REF = 'sfs-6075c1020613cb0d420717176e118cfa3ed89726';
 beforeAll(async () => {
   env = await startPipelineEnv({ callbackUrl: 'http://127.0.0.1:9/callback' });
   ({ handler } = await import('../../lambdas/callback-auth/handler.js'));
-  ({ logger } = await import('../../lambdas/core/logger.js'));
+  ({ logger } = await import('../../lambdas/core/shared/logger.js'));
 });
 afterAll(() => env.close());
 afterEach(() => vi.restoreAllMocks());

@@ -1,6 +1,6 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sceneUniqueId } from '../../lambdas/core/scene-identity.js';
+import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
 import { s3NotificationBody, sqsEvent, sqsRecord } from '../../local/events.js';
 import { buildSampleFrame } from '../../local/sample-scenes.js';
 import { eventually, startRecorder } from '../helpers/http.js';

@@ -1,13 +1,13 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { parseConfig, RoutingSchema } from '../../lambdas/core/config.js';
+import { parseConfig, RoutingSchema } from '../../lambdas/core/shared/config.js';
 import { ScaleClient } from '../../lambdas/core/scale/client.js';
 import type { CreateMultistageTaskRequest } from '../../lambdas/core/scale/schemas.js';
-import { S3SceneObjects } from '../../lambdas/core/scene-objects.js';
-import { submitScene } from '../../lambdas/core/submit-scene.js';
-import { sceneUniqueId } from '../../lambdas/core/scene-identity.js';
-import { encodeSfsToBuffer } from '../../lambdas/core/sfs/writer.js';
+import { S3SceneObjects } from '../../lambdas/core/scenes/scene-objects.js';
+import { submitScene } from '../../lambdas/core/scenes/submit-scene.js';
+import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
+import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { s3NotificationBody, sqsEvent, sqsRecord, type S3ObjectEvent } from '../../local/events.js';
 import { buildSampleFrame, buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually, startRecorder } from '../helpers/http.js';
@@ -36,7 +36,7 @@ beforeAll(async () => {
   process.env.MAX_RECEIVE_COUNT = String(MAX_RECEIVES);
   ({ handler } = await import('../../lambdas/create-task/handler.js'));
   // The handler's own logger, made after the environment is set (its level comes from there).
-  ({ logger } = await import('../../lambdas/core/logger.js'));
+  ({ logger } = await import('../../lambdas/core/shared/logger.js'));
 });
 afterAll(async () => {
   await env.close();

@@ -1,7 +1,7 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sceneUniqueId } from '../../lambdas/core/scene-identity.js';
-import { encodeSfsToBuffer } from '../../lambdas/core/sfs/writer.js';
+import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
+import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { s3NotificationBody, sqsEvent, sqsRecord, type S3ObjectEvent } from '../../local/events.js';
 import { buildSampleFrame, buildSampleScene } from '../../local/sample-scenes.js';
 import { startRecorder } from '../helpers/http.js';

@@ -1,8 +1,8 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ScaleClient } from '../../lambdas/core/scale/client.js';
-import { sceneUniqueId, verifyCallbackRef } from '../../lambdas/core/scene-identity.js';
-import { encodeSfsToBuffer } from '../../lambdas/core/sfs/writer.js';
+import { sceneUniqueId, verifyCallbackRef } from '../../lambdas/core/scenes/scene-identity.js';
+import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { s3NotificationBody, sqsEvent, sqsRecord, type ObjectCreated } from '../../local/events.js';
 import { buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually, startRecorder } from '../helpers/http.js';

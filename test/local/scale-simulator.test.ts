@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeSfsToBuffer } from '../../lambdas/core/sfs/writer.js';
+import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { startScaleSimulator, type ScaleSimulator } from '../../local/scale-simulator/server.js';
 import { buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually, startFileServer, startRecorder, type ReceivedRequest } from '../helpers/http.js';

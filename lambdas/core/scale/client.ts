@@ -1,5 +1,5 @@
 import type { z } from 'zod/mini';
-import { checkAgainst } from '../validation.js';
+import { checkAgainst } from '../shared/validation.js';
 import { ScaleApiError, ScaleRequestInvalidError } from './errors.js';
 import { backoffDelay, DEFAULT_RETRY_POLICY, isRetryableStatus, parseRetryAfter, type RetryPolicy } from './retry.js';
 import {

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst } from '../validation.js';
+import { checkAgainst } from '../shared/validation.js';
 
 /** Limits from Scale's API reference for POST /v1/task/multistage. */
 export const SCALE_LIMITS = {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig, PipelineConfigSchema, RoutingSchema } from '../../../lambdas/core/config.js';
-import { routeFor } from '../../../lambdas/core/routing.js';
-import { changesInMessage, compareSequencers, decodeS3Key } from '../../../lambdas/core/s3-event.js';
-import { callbackUrlFor, sceneUniqueId, secretsEqual, signCallbackRef, verifyCallbackRef } from '../../../lambdas/core/scene-identity.js';
+import { parseConfig, PipelineConfigSchema, RoutingSchema } from '../../../lambdas/core/shared/config.js';
+import { routeFor } from '../../../lambdas/core/scenes/routing.js';
+import { changesInMessage, compareSequencers, decodeS3Key } from '../../../lambdas/core/scenes/s3-event.js';
+import { callbackUrlFor, sceneUniqueId, secretsEqual, signCallbackRef, verifyCallbackRef } from '../../../lambdas/core/scenes/scene-identity.js';
 import { encodeS3Key } from '../../../local/events.js';
 
 describe('S3 event keys', () => {
@@ -167,7 +167,7 @@ describe('configuration', () => {
 
 describe('frame manifests', () => {
   it('resolves entries relative to the manifest folder, or from the root with a leading slash', async () => {
-    const { resolveFrameKey, parseFrameManifest } = await import('../../../lambdas/core/scene-content.js');
+    const { resolveFrameKey, parseFrameManifest } = await import('../../../lambdas/core/scenes/scene-content.js');
     // Scope: the manifest's folder a/b/.
     expect(resolveFrameKey('a/b/scene.frames.json', 'f/0.json', 'a/b/')).toBe('a/b/f/0.json');
     expect(resolveFrameKey('a/b/scene.frames.json', '/x/0.json', 'a/b/')).toBe('a/b/x/0.json');
@@ -197,7 +197,7 @@ describe('frame manifests', () => {
   });
 
   it('takes the scope from the config: the folder by default, the route prefix when widened', async () => {
-    const { frameScopeOf } = await import('../../../lambdas/core/scene-content.js');
+    const { frameScopeOf } = await import('../../../lambdas/core/scenes/scene-content.js');
     const routing = parseConfig(RoutingSchema, { project: 'p', routes: [{ prefix: 'fleet/' }] }, 'routing');
     expect(frameScopeOf('fleet/car1/drive.frames.json', routing)).toBe('fleet/car1/');
     expect(frameScopeOf('fleet/car1/drive.frames.json', { ...routing, frameScope: 'route' })).toBe('fleet/');
@@ -211,7 +211,7 @@ describe('frame manifests', () => {
   });
 
   it('bounds what a hostile manifest can make it say, and never overflows', async () => {
-    const { parseFrameManifest } = await import('../../../lambdas/core/scene-content.js');
+    const { parseFrameManifest } = await import('../../../lambdas/core/scenes/scene-content.js');
     const numbers = JSON.stringify({ frames: Array.from({ length: 300_000 }, (_, i) => i) });
     expect(parseFrameManifest(numbers, 'd/m.frames.json', 2_000, 'd/')).toEqual({ problem: 'the frame manifest lists 300000 frames; at most 2000 are allowed' });
     const wrong = JSON.stringify({ frames: Array.from({ length: 2_000 }, (_, i) => i) });

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst, formatPath, quote, summarizeProblems } from '../validation.js';
+import { checkAgainst, formatPath, quote, summarizeProblems } from '../../shared/validation.js';
 import { DEFAULT_MAX_HEADER_BYTES, SFS_BINARY_MARKER_BYTES, SFS_DTYPES, SFS_SENSOR_TYPES, SFS_TIME_UNITS, type SfsItem } from './format.js';
 
 /** A scene that cannot be accepted. The message says what is wrong, for people and for the task record. */

@@ -1,12 +1,12 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ScaleClient, type RetryNotice, type ScaleClientOptions } from '../../../lambdas/core/scale/client.js';
-import { ScaleApiError, ScaleRequestInvalidError } from '../../../lambdas/core/scale/errors.js';
-import { backoffDelay, DEFAULT_RETRY_POLICY, parseRetryAfter } from '../../../lambdas/core/scale/retry.js';
-import type { CreateMultistageTaskRequest } from '../../../lambdas/core/scale/schemas.js';
-import { closedPort } from '../../helpers/http.js';
-import { startScaleSimulator, type ScaleSimulator } from '../../../local/scale-simulator/server.js';
+import { ScaleClient, type RetryNotice, type ScaleClientOptions } from '../../../../lambdas/core/scale/client.js';
+import { ScaleApiError, ScaleRequestInvalidError } from '../../../../lambdas/core/scale/errors.js';
+import { backoffDelay, DEFAULT_RETRY_POLICY, parseRetryAfter } from '../../../../lambdas/core/scale/retry.js';
+import type { CreateMultistageTaskRequest } from '../../../../lambdas/core/scale/schemas.js';
+import { closedPort } from '../../../helpers/http.js';
+import { startScaleSimulator, type ScaleSimulator } from '../../../../local/scale-simulator/server.js';
 
 const API_KEY = 'live_4d1c9e0b7a2f4c8e9d3b6a5f1e0c7b2a';
 const BASIC = Buffer.from(`${API_KEY}:`).toString('base64');

@@ -3,9 +3,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseSfsHeader, readSfsHeader, SfsFormatError } from '../../../lambdas/core/sfs/reader.js';
-import { encodeSfs, encodeSfsToBuffer, writeSfsFile } from '../../../lambdas/core/sfs/writer.js';
-import { buildSampleScene } from '../../../local/sample-scenes.js';
+import { parseSfsHeader, readSfsHeader, SfsFormatError } from '../../../../lambdas/core/scenes/sfs/reader.js';
+import { encodeSfs, encodeSfsToBuffer, writeSfsFile } from '../../../../lambdas/core/scenes/sfs/writer.js';
+import { buildSampleScene } from '../../../../local/sample-scenes.js';
 
 const dir = await mkdtemp(join(tmpdir(), 'sfs-test-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));

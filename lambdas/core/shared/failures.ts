@@ -1,5 +1,5 @@
 import { ConfigError } from './config.js';
-import { ScaleApiError } from './scale/errors.js';
+import { ScaleApiError } from '../scale/errors.js';
 import { boundText } from './validation.js';
 
 /**

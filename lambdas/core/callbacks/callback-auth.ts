@@ -1,4 +1,4 @@
-import { secretsEqual, verifyCallbackRef } from './scene-identity.js';
+import { secretsEqual, verifyCallbackRef } from '../scenes/scene-identity.js';
 
 /** Scale's callbacks are stored under this prefix of the results bucket, one object per call: `callbacks/<ref>/<id>.json`. */
 export const CALLBACK_ARCHIVE_PREFIX = 'callbacks/';

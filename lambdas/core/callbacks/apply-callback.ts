@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
-import { checkAgainst, quote, summarizeProblems } from './validation.js';
-import { ScaleTaskSchema } from './scale/schemas.js';
-import { SCALE_TASK_STATUSES, TaskRecordSchema, type ScaleTaskStatus } from './task-record.js';
-import type { CallbackUpdate, TaskStore } from './task-store.js';
+import { checkAgainst, quote, summarizeProblems } from '../shared/validation.js';
+import { ScaleTaskSchema } from '../scale/schemas.js';
+import { SCALE_TASK_STATUSES, TaskRecordSchema, type ScaleTaskStatus } from '../tasks/task-record.js';
+import type { CallbackUpdate, TaskStore } from '../tasks/task-store.js';
 
 /** Responses up to this size (serialized) are kept in the record; larger ones stay in the archive only. */
 export const INLINE_RESPONSE_LIMIT_BYTES = 300 * 1024;

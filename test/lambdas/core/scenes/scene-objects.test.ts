@@ -1,6 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { S3SceneObjects } from '../../../lambdas/core/scene-objects.js';
+import { S3SceneObjects } from '../../../../lambdas/core/scenes/scene-objects.js';
 
 // Presigning is local arithmetic and signing: no request is sent, so no endpoint is needed.
 const objects = (credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date }) =>

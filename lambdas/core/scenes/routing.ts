@@ -1,4 +1,4 @@
-import type { Route, Routing } from './config.js';
+import type { Route, Routing } from '../shared/config.js';
 
 export interface TaskSettings {
   project: string;

@@ -1,5 +1,5 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { checkAgainst } from './validation.js';
+import { checkAgainst } from '../shared/validation.js';
 import { TaskRecordSchema, type TaskRecord, type TaskStatus } from './task-record.js';
 
 export interface Page {

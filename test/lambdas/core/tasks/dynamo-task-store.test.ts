@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPipelineEnv } from '../../helpers/pipeline-env.js';
+import { startPipelineEnv } from '../../../helpers/pipeline-env.js';
 
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
 beforeAll(async () => {

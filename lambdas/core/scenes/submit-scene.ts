@@ -1,18 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import type { Routing } from './config.js';
+import type { Routing } from '../shared/config.js';
 import { routeFor } from './routing.js';
 import { cancelOpenTask, type CancelOutcome } from './cancel-on-delete.js';
-import type { CreatedTask } from './scale/client.js';
-import { ScaleApiError, ScaleRequestInvalidError } from './scale/errors.js';
-import type { CreateMultistageTaskRequest, ScaleTask } from './scale/schemas.js';
+import type { CreatedTask } from '../scale/client.js';
+import { ScaleApiError, ScaleRequestInvalidError } from '../scale/errors.js';
+import type { CreateMultistageTaskRequest, ScaleTask } from '../scale/schemas.js';
 import { checkSceneContent, sceneFormatOf } from './scene-content.js';
 import { callbackUrlFor, isRealVersionId, sceneUniqueId } from './scene-identity.js';
 import type { ObjectHead, SceneObjects } from './scene-objects.js';
 import type { UploadEvent } from './s3-event.js';
-import { isScaleAuthFailure } from './failures.js';
-import type { TaskStatus } from './task-record.js';
-import type { SceneSource, TaskStore } from './task-store.js';
-import { boundText, clip } from './validation.js';
+import { isScaleAuthFailure } from '../shared/failures.js';
+import type { TaskStatus } from '../tasks/task-record.js';
+import type { SceneSource, TaskStore } from '../tasks/task-store.js';
+import { boundText, clip } from '../shared/validation.js';
 
 export interface SubmitDeps {
   objects: SceneObjects;

@@ -1,9 +1,9 @@
 import { posix } from 'node:path';
 import * as z from 'zod/mini';
-import type { Routing } from './config.js';
+import type { Routing } from '../shared/config.js';
 import { routeFor } from './routing.js';
-import { checkAgainst, checkEach, clip, quote, summarizeProblems } from './validation.js';
-import type { SceneFormat } from './scale/schemas.js';
+import { checkAgainst, checkEach, clip, quote, summarizeProblems } from '../shared/validation.js';
+import type { SceneFormat } from '../scale/schemas.js';
 import type { SceneRef } from './scene-identity.js';
 import type { ObjectHead, SceneObjects } from './scene-objects.js';
 import { SFS_BINARY_MARKER_BYTES } from './sfs/format.js';

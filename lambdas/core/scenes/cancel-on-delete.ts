@@ -1,12 +1,12 @@
-import { callbackOrderKey } from './apply-callback.js';
-import { isScaleAuthFailure } from './failures.js';
-import { ScaleApiError } from './scale/errors.js';
-import type { ScaleTask } from './scale/schemas.js';
+import { callbackOrderKey } from '../callbacks/apply-callback.js';
+import { isScaleAuthFailure } from '../shared/failures.js';
+import { ScaleApiError } from '../scale/errors.js';
+import type { ScaleTask } from '../scale/schemas.js';
 import { compareSequencers, type RemovalEvent } from './s3-event.js';
 import { isRealVersionId } from './scene-identity.js';
-import type { TaskRecord, TaskStatus } from './task-record.js';
-import type { TaskStore } from './task-store.js';
-import { boundText } from './validation.js';
+import type { TaskRecord, TaskStatus } from '../tasks/task-record.js';
+import type { TaskStore } from '../tasks/task-store.js';
+import { boundText } from '../shared/validation.js';
 
 export interface CancelDeps {
   store: TaskStore;

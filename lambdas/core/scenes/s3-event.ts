@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { checkAgainst, quote, summarizeProblems } from './validation.js';
+import { checkAgainst, quote, summarizeProblems } from '../shared/validation.js';
 import type { UploadIdentity } from './scene-identity.js';
 
 /** Keys in S3 event notifications are URL-encoded with '+' for spaces: `red+flower%C3%A9.sfs`. */

@@ -1,6 +1,6 @@
 import * as z from 'zod/mini';
 import { checkAgainst } from './validation.js';
-import { SCALE_LIMITS } from './scale/schemas.js';
+import { SCALE_LIMITS } from '../scale/schemas.js';
 
 /** Scale task settings that a key prefix can override. */
 const TaskSettings = {
