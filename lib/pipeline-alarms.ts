@@ -8,8 +8,15 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
+/** The dead-letter queues, in the order PipelineAlarmsProps lists them: alarm name and what to do. */
+const DEAD_LETTERS: Array<[string, string]> = [
+  ['DeadLetters', 'Uploads failed every delivery and wait in the dead-letter queue: fix the cause (see create-task logs), then redrive.'],
+  ['CallbackDeadLetters', 'Stored callbacks failed every attempt to apply them (see callback logs); fix the cause, then redrive.'],
+  ['TaskEventDeadLetters', "Task events could not be delivered to the bus (see the pipe's and task-events' logs); the stream records wait in the queue."],
+];
+
 export interface PipelineAlarmsProps {
-  /** The ingest and the callback dead-letter queues. */
+  /** The ingest, callback and task-event dead-letter queues. */
   deadLetterQueues: IQueue[];
   createTask: LambdaFunction;
   callback: LambdaFunction;
@@ -85,15 +92,10 @@ export class PipelineAlarms extends Construct {
         count('CallbackRefusedSize', props.apiAccessLogs, '$.status', '413'),
         "A callback was larger than API Gateway's 10 MB limit and refused (413); Scale retries, but it can never fit.",
       ),
-      ...props.deadLetterQueues.map((queue, i) =>
-        anyOf(
-          i === 0 ? 'DeadLetters' : 'CallbackDeadLetters',
-          queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }),
-          i === 0
-            ? 'Uploads failed every delivery and wait in the dead-letter queue: fix the cause (see create-task logs), then redrive.'
-            : 'Stored callbacks failed every attempt to apply them (see callback logs); fix the cause, then redrive.',
-        ),
-      ),
+      ...props.deadLetterQueues.map((queue, i) => {
+        const [name, description] = DEAD_LETTERS[i]!;
+        return anyOf(name, queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }), description);
+      }),
       anyOf('CreateTaskErrors', props.createTask.metricErrors({ period }), 'create-task crashed or timed out (record failures are reported per message and do not count here).'),
       anyOf('CallbackErrors', props.callback.metricErrors({ period }), 'The callback function crashed or timed out; its messages come back, then go to the dead letters.'),
       anyOf(

@@ -1,6 +1,8 @@
 import { CfnOutput, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import type { IRuleTarget, Rule } from 'aws-cdk-lib/aws-events';
 import type { Construct } from 'constructs';
 import type { PipelineConfig } from '../lambdas/core/shared/config.js';
+import type { TaskStatus } from '../lambdas/core/tasks/task-record.js';
 import { CallbackApi } from './callback-api.js';
 import { CallbackProcessing } from './callback-processing.js';
 import { acknowledgeFindings } from './nag.js';
@@ -9,6 +11,7 @@ import { sceneSuffixes, ScenesIngest } from './scenes-ingest.js';
 import { PipelineSecrets } from './secrets.js';
 import { secureBucket } from './secure-bucket.js';
 import { CREATE_TASK_TIMEOUT, TaskCreation } from './task-creation.js';
+import { TaskEvents } from './task-events.js';
 import { TaskStoreTable } from './task-store.js';
 
 export interface PipelineStackProps extends StackProps {
@@ -17,6 +20,9 @@ export interface PipelineStackProps extends StackProps {
 
 /** S3 .sfs upload → queue → create-task → Scale; Scale → callback API → results bucket → callback → DynamoDB. */
 export class PipelineStack extends Stack {
+  /** The task bus, its archive and the pipe that feeds it. */
+  readonly taskEvents: TaskEvents;
+
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
     super(scope, id, props);
     const { config } = props;
@@ -43,6 +49,7 @@ export class PipelineStack extends Stack {
       wafRateLimit: config.callbackWafRateLimit,
     });
     const processing = new CallbackProcessing(this, 'CallbackProcessing', { table: store.table, results, maxReceiveCount: config.maxReceiveCount });
+    this.taskEvents = new TaskEvents(this, 'TaskEvents', { table: store.table, archiveRetentionDays: config.eventArchiveRetentionDays });
     const creation = new TaskCreation(this, 'TaskCreation', {
       config,
       queue: ingest.queue,
@@ -54,7 +61,7 @@ export class PipelineStack extends Stack {
     });
 
     new PipelineAlarms(this, 'Alarms', {
-      deadLetterQueues: [ingest.deadLetterQueue, processing.deadLetterQueue],
+      deadLetterQueues: [ingest.deadLetterQueue, processing.deadLetterQueue, this.taskEvents.deadLetterQueue],
       createTask: creation.function,
       callback: processing.function,
       callbackAuth: callbacks.authorizer,
@@ -77,10 +84,20 @@ export class PipelineStack extends Stack {
       value: processing.deadLetterQueue.queueArn,
       description: 'Stored callbacks that could not be applied; redrive after fixing the cause (the bodies stay in the results bucket)',
     });
+    new CfnOutput(this, 'TaskEventBusName', { value: this.taskEvents.bus.eventBusName, description: 'Task events (source scale-sfs-pipeline): attach downstream consumers here' });
+    new CfnOutput(this, 'TaskEventBusArn', { value: this.taskEvents.bus.eventBusArn });
     new CfnOutput(this, 'ScaleApiKeySecretName', { value: secrets.scaleApiKey.secretName });
     new CfnOutput(this, 'ScaleCallbackAuthKeySecretName', { value: secrets.callbackAuthKey.secretName });
     new CfnOutput(this, 'CallbackSigningKeySecretName', { value: secrets.signingKey.secretName });
 
-    acknowledgeFindings({ stack: this, ingest, creation, callbacks, processing, results, secrets });
+    acknowledgeFindings({ stack: this, ingest, creation, callbacks, processing, results, secrets, taskEvents: this.taskEvents });
+  }
+
+  /**
+   * Wires a downstream consumer in one line: `stack.onTask('Export', { statuses: ['completed'] }, new SqsQueue(q))`.
+   * Events follow TaskEventDetailSchema (lambdas/core/events/task-event.ts).
+   */
+  onTask(id: string, filter: { statuses?: TaskStatus[] }, target: IRuleTarget): Rule {
+    return this.taskEvents.onTask(id, filter, target);
   }
 }

@@ -170,6 +170,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       },
       callback: { TASKS_TABLE },
       'callback-auth': { CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth, CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing },
+      // Runs only in AWS so far (the table stream's pipe); nothing local invokes it.
+      'task-events': {},
     };
     const pool = (name: FunctionName, size: number) => {
       const env = { ...common, ...own[name], POWERTOOLS_SERVICE_NAME: name };

@@ -120,6 +120,7 @@ describe('alarms', () => {
       [
         'ApproximateNumberOfMessagesVisible',
         'ApproximateNumberOfMessagesVisible',
+        'ApproximateNumberOfMessagesVisible',
         '5XXError',
         'CallbackRefusedAuth',
         'CallbackRefusedBody',

@@ -41,7 +41,7 @@ describe('scenes ingest', () => {
   });
 
   it('queues uploads and stored callbacks encrypted, TLS only, each with a dead-letter queue after the configured receives', () => {
-    template.resourceCountIs('AWS::SQS::Queue', 4);
+    template.resourceCountIs('AWS::SQS::Queue', 5);
     expect(resources('AWS::SQS::Queue').filter(([, q]) => q.Properties.RedrivePolicy?.maxReceiveCount === 5)).toHaveLength(2);
     template.hasResourceProperties('AWS::SQS::Queue', {
       SqsManagedSseEnabled: true,
@@ -78,7 +78,7 @@ describe('scenes ingest', () => {
 
 describe('functions', () => {
   it('runs every project function on Node.js 24, arm64, traced, with a log group that expires', () => {
-    expect(projectFunctions().map(([, f]) => f.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['callback', 'callback-auth', 'create-task']);
+    expect(projectFunctions().map(([, f]) => f.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['callback', 'callback-auth', 'create-task', 'task-events']);
     for (const [, fn] of projectFunctions()) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' }, Handler: 'index.handler' });
       expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
@@ -88,6 +88,7 @@ describe('functions', () => {
     expect(functionNamed('create-task')[1].Properties).toMatchObject({ MemorySize: 1024, Timeout: 60 });
     expect(functionNamed('callback')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 30 });
     expect(functionNamed('callback-auth')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 10 });
+    expect(functionNamed('task-events')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 30 });
   });
 
   it('gives create-task its routing, the Scale URL and the signed callback base', () => {
@@ -121,6 +122,8 @@ describe('functions', () => {
     ]);
     expect(readable('callback')).toEqual([xray, items, 's3:GetObject on Join:,GetAtt:Results,,/callbacks/*', consume('CallbackProcessingStored')]);
     expect(readable('callback-auth')).toEqual([xray, secret('SecretsScaleCallbackAuthKey'), secret('SecretsCallbackSigningKey')]);
+    // Pure computation: nothing but its logs and traces.
+    expect(readable('task-events')).toEqual([xray]);
   });
 });
 
@@ -163,6 +166,8 @@ describe('secrets and outputs', () => {
         'ScaleApiKeySecretName',
         'ScaleCallbackAuthKeySecretName',
         'ScenesBucketName',
+        'TaskEventBusArn',
+        'TaskEventBusName',
         'TasksTableName',
         'TasksTableStreamArn',
       ].sort(),

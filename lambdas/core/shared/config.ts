@@ -85,6 +85,8 @@ export const PipelineConfigSchema = z.strictObject({
   removalPolicy: z._default(z.enum(['retain', 'destroy']), 'retain'),
   /** Optional WAF rule: requests per 5 minutes one IP may send to the callback API (WAF has a monthly cost). */
   callbackWafRateLimit: z.optional(z.int().check(z.gte(10, 'must be at least 10 (WAF minimum)'), z.lte(2_000_000_000))),
+  /** How long the task bus's archive keeps events for replay (0: forever). */
+  eventArchiveRetentionDays: z._default(z.int().check(z.gte(0), z.lte(36_500)), 365),
   /** An existing SNS topic the alarms notify. */
   alarmTopicArn: z.optional(z.string().check(z.regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+$/, 'must be an SNS topic ARN'))),
   /** Cancel the open Scale task of an upload when its object is deleted (the removal notification drives it). */
