@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { APIGatewayEventIdentity, APIGatewayRequestAuthorizerEvent, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { APIGatewayEventIdentity, APIGatewayRequestAuthorizerEvent, AttributeValue, DynamoDBRecord, EventBridgeEvent, SQSEvent, SQSRecord } from 'aws-lambda';
 
 /** Encodes a key the way S3 event notifications do: form-encoded, so a space becomes '+'. */
 export function encodeS3Key(key: string): string {
@@ -211,5 +211,68 @@ export function callbackAuthorizerEvent(request: ReceivedRequest): APIGatewayReq
       domainName: '127.0.0.1',
       identity: callerIdentity(request.sourceIp, userAgent),
     },
+  };
+}
+
+/** An item as DynamoDB's JSON protocol (and a stream record) writes it. */
+export type DynamoItem = Record<string, AttributeValue>;
+
+/** One committed change of one item, as the table's stream (view NEW_AND_OLD_IMAGES) describes it. */
+export interface ItemChange {
+  keys: DynamoItem;
+  /** Absent for an insert. */
+  oldImage?: DynamoItem;
+  /** Absent for a removal. */
+  newImage?: DynamoItem;
+  /** Decimal digits; grows with every record of the stream. */
+  sequenceNumber: string;
+  /** The table's stream ARN (its label is the time the stream was enabled). */
+  streamArn: string;
+  region: string;
+  /** Epoch milliseconds of the write (default now). */
+  at?: number;
+}
+
+/**
+ * A stream record as Lambda and EventBridge Pipes deliver it: eventName from which images exist, the images in
+ * AttributeValue JSON, ApproximateCreationDateTime in epoch seconds, SizeBytes of keys and images together.
+ */
+export function dynamodbStreamRecord(change: ItemChange): DynamoDBRecord {
+  const { keys, oldImage, newImage } = change;
+  const eventName = !oldImage ? 'INSERT' : !newImage ? 'REMOVE' : 'MODIFY';
+  return {
+    eventID: randomUUID().replace(/-/g, ''),
+    eventName,
+    eventVersion: '1.1',
+    eventSource: 'aws:dynamodb',
+    awsRegion: change.region,
+    dynamodb: {
+      ApproximateCreationDateTime: Math.floor((change.at ?? Date.now()) / 1000),
+      Keys: keys,
+      ...(newImage ? { NewImage: newImage } : {}),
+      ...(oldImage ? { OldImage: oldImage } : {}),
+      SequenceNumber: change.sequenceNumber,
+      SizeBytes: Buffer.byteLength(JSON.stringify([keys, newImage ?? {}, oldImage ?? {}])),
+      StreamViewType: 'NEW_AND_OLD_IMAGES',
+    },
+    eventSourceARN: change.streamArn,
+  };
+}
+
+/** An event as EventBridge delivers it to a rule's target; `time` to the second, as EventBridge writes it. */
+export function eventBridgeEvent<T>(
+  detail: T,
+  options: { source: string; detailType: string; region: string; account?: string; at?: number },
+): EventBridgeEvent<string, T> {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': options.detailType,
+    source: options.source,
+    account: options.account ?? '000000000000',
+    time: new Date(options.at ?? Date.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: options.region,
+    resources: [],
+    detail,
   };
 }

@@ -13,6 +13,7 @@ import { CONTEXT_KEY } from '../lib/config.js';
 import { sceneSuffixes } from '../lib/scenes-ingest.js';
 import { startApiFront } from './api-front.js';
 import { buildBundles } from './build-bundles.js';
+import { startDynamoFront } from './dynamodb-front.js';
 import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
 import { startLocalS3, type VersioningMode } from './emulators/s3.js';
 import { startSecretsManager } from './emulators/secrets-manager.js';
@@ -22,6 +23,7 @@ import type { Credentials } from './presign-check.js';
 import { LocalQueue, type DeliveryFaults } from './queue.js';
 import type { SimulatorConfigPatch } from './scale-simulator/config.js';
 import { startScaleSimulator } from './scale-simulator/server.js';
+import { startTaskEvents } from './task-events.js';
 
 /** The local S3's only account: every local client signs with it, and S3 checks every signature against it. */
 export const LOCAL_CREDENTIALS: Credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -57,6 +59,8 @@ export interface LocalPipelineOptions {
   callbackDelivery?: Partial<DeliveryFaults>;
   /** Function timeouts in seconds instead of the stack's (FUNCTION_TIMEOUT_SECONDS). */
   functionTimeoutSeconds?: Partial<Record<FunctionName, number>>;
+  /** Where the bus also POSTs each task event (the events file is written either way). */
+  eventsUrl?: string;
 }
 
 export interface LocalInfo {
@@ -75,6 +79,8 @@ export interface LocalInfo {
   deadLetterFile: string;
   /** Dead letters of the callback queue (stored callbacks that could not be applied). */
   callbackDeadLetterFile: string;
+  /** Every task event put on the bus, one EventBridge event (JSON) a line. */
+  eventsFile: string;
 }
 
 /** The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. */
@@ -108,7 +114,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     closers.push(s3.close);
     const dynamo = await startDynamo();
     closers.push(dynamo.close);
-    await createTasksTable(new DynamoDBClient({ region: REGION, endpoint: dynamo.endpoint, credentials: LOCAL_CREDENTIALS }), TASKS_TABLE);
+    // Everyone reaches the table through the front, which gives it the stack's stream (NEW_AND_OLD_IMAGES).
+    const dynamoFront = await startDynamoFront({ target: dynamo.endpoint, streamedTables: [TASKS_TABLE], region: REGION });
+    closers.push(dynamoFront.close);
+    await createTasksTable(new DynamoDBClient({ region: REGION, endpoint: dynamoFront.endpoint, credentials: LOCAL_CREDENTIALS }), TASKS_TABLE);
     const secretsManager = await startSecretsManager({
       [SECRET_IDS.apiKey]: secrets.scaleApiKey,
       [SECRET_IDS.callbackAuth]: secrets.callbackAuthKey,
@@ -149,7 +158,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       AWS_ACCESS_KEY_ID: credentials.accessKeyId,
       AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
       AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoFront.endpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.endpoint,
       AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
@@ -170,7 +179,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       },
       callback: { TASKS_TABLE },
       'callback-auth': { CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth, CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing },
-      // Runs only in AWS so far (the table stream's pipe); nothing local invokes it.
+      // Pure computation: nothing of its own.
       'task-events': {},
     };
     const pool = (name: FunctionName, size: number) => {
@@ -183,6 +192,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     const callbackAuthPool = pool('callback-auth', 4);
     const callbackPool = pool('callback', CALLBACK_CONCURRENCY);
     const createTaskPool = pool('create-task', config.maxConcurrency);
+    // One instance: the pipe reads the stream as one shard, a batch at a time.
+    // The table stream's pipe: one batch at a time, as the stack's pipe runs per shard.
+    const taskEventsPool = pool('task-events', 1);
 
     // Two queues as the stack has them, each with its dead-letter queue after maxReceiveCount receives.
     const queueFor = async (name: string, deadLetterFile: string, maxConcurrency: number, consumer: FunctionPool, delivery?: Partial<DeliveryFaults>) => {
@@ -223,6 +235,16 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       }
     });
 
+    const events = await startTaskEvents({
+      workDir,
+      region: REGION,
+      front: dynamoFront,
+      enrich: (records) => taskEventsPool.invoke<unknown[]>(records),
+      eventsUrl: options.eventsUrl,
+      logs,
+    });
+    closers.push(events.stop);
+
     const info: LocalInfo = {
       region: REGION,
       accessKeyId: LOCAL_CREDENTIALS.accessKeyId,
@@ -230,7 +252,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       s3Endpoint: s3.endpoint,
       bucket: SCENES_BUCKET,
       resultsBucket: RESULTS_BUCKET,
-      dynamodbEndpoint: dynamo.endpoint,
+      dynamodbEndpoint: dynamoFront.endpoint,
       tasksTable: TASKS_TABLE,
       secretsManagerEndpoint: secretsManager.endpoint,
       callbackUrl,
@@ -238,6 +260,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       scaleApiKey: secrets.scaleApiKey,
       deadLetterFile,
       callbackDeadLetterFile,
+      eventsFile: events.eventsFile,
     };
     return {
       info,
@@ -250,7 +273,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       /** The API Gateway stand-in: its counts of answers, refusals and authorizer calls. */
       api: { stats: api.stats },
       /** The function instances, for counting invocations. */
-      pools: { createTask: createTaskPool, callback: callbackPool, callbackAuth: callbackAuthPool },
+      pools: { createTask: createTaskPool, callback: callbackPool, callbackAuth: callbackAuthPool, taskEvents: taskEventsPool },
+      /** Task events: the stream's pipe (absent until the task-events function exists) and the bus it puts on. */
+      events,
       /** Every S3 notification sent to the queue so far (created and removed), keys decoded. */
       notified,
       /** Sends a notification as S3 would (also to deliver one twice, as S3 may). */

@@ -36,7 +36,7 @@ describe('npm run local', () => {
     await eventually(() => (stdout.includes('\n') ? true : undefined), 60_000, 'the ready line');
     const info = JSON.parse(stdout) as LocalInfo;
     expect(JSON.parse(await readFile(infoFile, 'utf8'))).toEqual(info);
-    for (const key of ['region', 'accessKeyId', 'secretAccessKey', 's3Endpoint', 'bucket', 'dynamodbEndpoint', 'tasksTable', 'callbackUrl', 'scaleApiUrl', 'scaleApiKey', 'deadLetterFile', 'callbackDeadLetterFile']) {
+    for (const key of ['region', 'accessKeyId', 'secretAccessKey', 's3Endpoint', 'bucket', 'dynamodbEndpoint', 'tasksTable', 'callbackUrl', 'scaleApiUrl', 'scaleApiKey', 'deadLetterFile', 'callbackDeadLetterFile', 'eventsFile']) {
       expect(info, key).toHaveProperty(key);
     }
     const endpoints = [info.s3Endpoint, info.dynamodbEndpoint, info.callbackUrl, info.scaleApiUrl, info.secretsManagerEndpoint];
