@@ -2,15 +2,28 @@
  * `npm run local`: the whole pipeline on 127.0.0.1 until SIGINT/SIGTERM. Prints one line of JSON (endpoints,
  * credentials, names) to stdout when ready, and writes it to --info-file PATH too; everything else goes to stderr.
  * Task events go to the info's eventsFile, and are also POSTed to --events-url URL when given.
+ * The reconciler runs every --reconcile-every SECONDS (default: the stack's reconcileEveryMinutes) and on
+ * `POST <controlUrl>/reconcile`.
  * A requested stop (SIGINT, SIGTERM, also during start-up) closes every server and function instance, exits 0.
  */
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { startLocalPipeline } from '../local/pipeline.js';
 
-const { values } = parseArgs({ options: { 'info-file': { type: 'string' }, 'work-dir': { type: 'string' }, 'events-url': { type: 'string' } } });
+const { values } = parseArgs({
+  options: { 'info-file': { type: 'string' }, 'work-dir': { type: 'string' }, 'events-url': { type: 'string' }, 'reconcile-every': { type: 'string' } },
+});
+const reconcileEverySeconds = values['reconcile-every'] === undefined ? undefined : Number(values['reconcile-every']);
+if (reconcileEverySeconds !== undefined && !(reconcileEverySeconds > 0)) {
+  process.stderr.write(`--reconcile-every takes a positive number of seconds, not "${values['reconcile-every']}"\n`);
+  process.exit(2);
+}
 
-const starting = startLocalPipeline({ workDir: values['work-dir'], eventsUrl: values['events-url'] });
+const starting = startLocalPipeline({
+  workDir: values['work-dir'],
+  eventsUrl: values['events-url'],
+  reconcileEveryMs: reconcileEverySeconds === undefined ? undefined : reconcileEverySeconds * 1000,
+});
 
 // Listening from the very start: a stop during start-up waits for the start to finish, then closes what it started.
 let stopping = false;

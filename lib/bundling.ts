@@ -10,6 +10,7 @@ export const FUNCTION_ENTRIES = {
   callback: join(PROJECT_ROOT, 'lambdas/callback/handler.ts'),
   'callback-auth': join(PROJECT_ROOT, 'lambdas/callback-auth/handler.ts'),
   'task-events': join(PROJECT_ROOT, 'lambdas/task-events/handler.ts'),
+  reconcile: join(PROJECT_ROOT, 'lambdas/reconcile/handler.ts'),
 } as const;
 export type FunctionName = keyof typeof FUNCTION_ENTRIES;
 
@@ -19,14 +20,15 @@ export type FunctionName = keyof typeof FUNCTION_ENTRIES;
  * callback: reads a stored callback (up to 10 MB) and updates the record, off Scale's request.
  * callback-auth: checks a header and a signature while Scale waits (its timeout is not documented).
  * task-events: turns a batch of stream records into events; pure computation.
+ * reconcile: pages through Scale's tasks of the look-back and the stuck uploads; bounded by its own deadline.
  */
-export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 30, 'callback-auth': 10, 'task-events': 30 };
+export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 30, 'callback-auth': 10, 'task-events': 30, reconcile: 300 };
 
 /**
  * Each function's memory in MB (Lambda gives CPU in proportion). create-task parses .sfs headers of up to
  * `maxHeaderBytes` (8 MiB): a hostile one of millions of tiny objects needs ~300 MB and a second or two of CPU.
  */
-export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task': 1024, callback: 512, 'callback-auth': 512, 'task-events': 512 };
+export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task': 1024, callback: 512, 'callback-auth': 512, 'task-events': 512, reconcile: 512 };
 
 /**
  * How every function is bundled: ESM, minified, with source maps, the SDK bundled in (pinned, not the runtime's).

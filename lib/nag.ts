@@ -6,6 +6,7 @@ import type { CallbackProcessing } from './callback-processing.js';
 import type { ScenesIngest } from './scenes-ingest.js';
 import type { PipelineSecrets } from './secrets.js';
 import type { TaskCreation } from './task-creation.js';
+import type { Reconciler } from './reconciler.js';
 import type { TaskEvents } from './task-events.js';
 
 const LAMBDA_BASIC_EXECUTION = 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]';
@@ -30,16 +31,18 @@ export interface Acknowledged {
   results: IBucket;
   secrets: PipelineSecrets;
   taskEvents: TaskEvents;
+  reconciler: Reconciler;
 }
 
 /** Every cdk-nag finding this stack accepts, on the construct it concerns, with the reason. */
-export function acknowledgeFindings({ stack, ingest, creation, callbacks, processing, results, secrets, taskEvents }: Acknowledged): void {
-  for (const fn of [creation.function, processing.function, callbacks.authorizer, taskEvents.function]) {
+export function acknowledgeFindings({ stack, ingest, creation, callbacks, processing, results, secrets, taskEvents, reconciler }: Acknowledged): void {
+  for (const fn of [creation.function, processing.function, callbacks.authorizer, taskEvents.function, reconciler.function]) {
     acknowledge(fn, LAMBDA_BASIC_EXECUTION, "Lambda's managed logging policy (create log streams, put log events); retention is set on the log group the stack creates.");
     acknowledge(fn, 'AwsSolutions-IAM5[Resource::*]', 'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords take no narrower resource.');
   }
   acknowledge(creation.function, objectsFinding(ingest.bucket, '*'), 'Reads any uploaded scene (HEAD, ranged GET, presigned GET): uploads have arbitrary keys.');
   acknowledge(processing.function, objectsFinding(results, 'callbacks/*'), 'Reads the callbacks API Gateway stored, each under its own key below callbacks/; the prefix is as narrow as it gets.');
+  acknowledge(reconciler.function, objectsFinding(results, 'callbacks/*'), "Hands reconciled states to the callback path under callbacks/<ref>/; the prefix is as narrow as it gets.");
   acknowledge(callbacks.storeRole, objectsFinding(results, 'callbacks/*'), 'API Gateway stores each callback under its own key (callbacks/<ref>/<request id>.json); the prefix is as narrow as it gets.');
 
   acknowledge(taskEvents.deadLetterQueue, 'AwsSolutions-SQS3', "It is the task-events pipe's dead-letter target (the pipe's deadLetterConfig, which cdk-nag does not follow); a dead-letter queue has none of its own.");

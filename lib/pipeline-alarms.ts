@@ -21,6 +21,9 @@ export interface PipelineAlarmsProps {
   createTask: LambdaFunction;
   callback: LambdaFunction;
   callbackAuth: LambdaFunction;
+  reconcile: LambdaFunction;
+  /** Missing states in one reconciler run that mean the callback path is broken. */
+  missingStatesThreshold: number;
   api: RestApi;
   apiAccessLogs: ILogGroup;
   /** An existing SNS topic to notify; without it the alarms only show in CloudWatch. */
@@ -96,6 +99,21 @@ export class PipelineAlarms extends Construct {
         const [name, description] = DEAD_LETTERS[i]!;
         return anyOf(name, queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }), description);
       }),
+      new Alarm(this, 'MissingCallbacks', {
+        metric: new MetricFilter(this, 'MissingStatesFilter', {
+          logGroup: props.reconcile.logGroup,
+          filterPattern: FilterPattern.numberValue('$.missingStates', '>=', 0),
+          metricNamespace: this.namespace,
+          metricName: 'MissingStates',
+          metricValue: '$.missingStates',
+        }).metric({ period, statistic: 'Sum' }),
+        threshold: props.missingStatesThreshold,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        alarmDescription: 'The reconciler found task states no callback had brought: the callback path may be broken (check the API, the authorizer and the callback auth key).',
+      }),
+      anyOf('ReconcileErrors', props.reconcile.metricErrors({ period }), 'The reconciler failed (Scale unreachable, a wrong API key?): lost callbacks are not being recovered.'),
       anyOf('CreateTaskErrors', props.createTask.metricErrors({ period }), 'create-task crashed or timed out (record failures are reported per message and do not count here).'),
       anyOf('CallbackErrors', props.callback.metricErrors({ period }), 'The callback function crashed or timed out; its messages come back, then go to the dead letters.'),
       anyOf(

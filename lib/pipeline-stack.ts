@@ -11,6 +11,7 @@ import { sceneSuffixes, ScenesIngest } from './scenes-ingest.js';
 import { PipelineSecrets } from './secrets.js';
 import { secureBucket } from './secure-bucket.js';
 import { CREATE_TASK_TIMEOUT, TaskCreation } from './task-creation.js';
+import { Reconciler } from './reconciler.js';
 import { TaskEvents } from './task-events.js';
 import { TaskStoreTable } from './task-store.js';
 
@@ -50,6 +51,7 @@ export class PipelineStack extends Stack {
     });
     const processing = new CallbackProcessing(this, 'CallbackProcessing', { table: store.table, results, maxReceiveCount: config.maxReceiveCount });
     this.taskEvents = new TaskEvents(this, 'TaskEvents', { table: store.table, archiveRetentionDays: config.eventArchiveRetentionDays });
+    const reconciler = new Reconciler(this, 'Reconciler', { config, table: store.table, results, ingestQueue: ingest.queue, scaleApiKey: secrets.scaleApiKey });
     const creation = new TaskCreation(this, 'TaskCreation', {
       config,
       queue: ingest.queue,
@@ -65,6 +67,8 @@ export class PipelineStack extends Stack {
       createTask: creation.function,
       callback: processing.function,
       callbackAuth: callbacks.authorizer,
+      reconcile: reconciler.function,
+      missingStatesThreshold: config.missingStatesAlarmThreshold,
       api: callbacks.api,
       apiAccessLogs: callbacks.accessLogs,
       topicArn: config.alarmTopicArn,
@@ -90,7 +94,7 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, 'ScaleCallbackAuthKeySecretName', { value: secrets.callbackAuthKey.secretName });
     new CfnOutput(this, 'CallbackSigningKeySecretName', { value: secrets.signingKey.secretName });
 
-    acknowledgeFindings({ stack: this, ingest, creation, callbacks, processing, results, secrets, taskEvents: this.taskEvents });
+    acknowledgeFindings({ stack: this, ingest, creation, callbacks, processing, results, secrets, taskEvents: this.taskEvents, reconciler });
   }
 
   /**

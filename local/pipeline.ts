@@ -17,10 +17,12 @@ import { startDynamoFront } from './dynamodb-front.js';
 import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
 import { startLocalS3, type VersioningMode } from './emulators/s3.js';
 import { startSecretsManager } from './emulators/secrets-manager.js';
+import { startLocalSqs } from './emulators/sqs.js';
 import { s3NotificationBody, s3ObjectEvent, type S3ObjectEvent } from './events.js';
 import { FunctionPool } from './function-pool.js';
 import type { Credentials } from './presign-check.js';
 import { LocalQueue, type DeliveryFaults } from './queue.js';
+import { reconcileEnvironment, startReconciler, type LocalReconcileOptions } from './reconciler.js';
 import type { SimulatorConfigPatch } from './scale-simulator/config.js';
 import { startScaleSimulator } from './scale-simulator/server.js';
 import { startTaskEvents } from './task-events.js';
@@ -31,11 +33,12 @@ const REGION = 'us-east-1';
 const SCENES_BUCKET = 'scenes';
 const RESULTS_BUCKET = 'results';
 const TASKS_TABLE = 'tasks';
+const INGEST_QUEUE = 'ingest';
 /** Concurrent callback invocations (the callback queue's event source). */
 const CALLBACK_CONCURRENCY = 4;
 const SECRET_IDS = { apiKey: 'local/scale-api-key', callbackAuth: 'local/scale-callback-auth', signing: 'local/callback-signing' };
 
-export interface LocalPipelineOptions {
+export interface LocalPipelineOptions extends LocalReconcileOptions {
   /** Where bundles, emulator data and the dead-letter file go (a fresh temporary folder by default). */
   workDir?: string;
   /** Where the functions' logs go (default stderr). */
@@ -81,6 +84,8 @@ export interface LocalInfo {
   callbackDeadLetterFile: string;
   /** Every task event put on the bus, one EventBridge event (JSON) a line. */
   eventsFile: string;
+  /** The local pipeline's own controls: `POST ${controlUrl}/reconcile` runs the reconciler, answering its report. */
+  controlUrl: string;
 }
 
 /** The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. */
@@ -118,19 +123,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     const dynamoFront = await startDynamoFront({ target: dynamo.endpoint, streamedTables: [TASKS_TABLE], region: REGION });
     closers.push(dynamoFront.close);
     await createTasksTable(new DynamoDBClient({ region: REGION, endpoint: dynamoFront.endpoint, credentials: LOCAL_CREDENTIALS }), TASKS_TABLE);
-    const secretsManager = await startSecretsManager({
-      [SECRET_IDS.apiKey]: secrets.scaleApiKey,
-      [SECRET_IDS.callbackAuth]: secrets.callbackAuthKey,
-      [SECRET_IDS.signing]: secrets.signingKey,
-    });
+    const secretsManager = await startSecretsManager({ [SECRET_IDS.apiKey]: secrets.scaleApiKey, [SECRET_IDS.callbackAuth]: secrets.callbackAuthKey, [SECRET_IDS.signing]: secrets.signingKey });
     closers.push(secretsManager.close);
-    const scale = await startScaleSimulator({
-      apiKey: secrets.scaleApiKey,
-      callbackAuthKey: secrets.callbackAuthKey,
-      projects,
-      batches: config.routing.batch ? [{ name: config.routing.batch, project: config.routing.project }] : [],
-      config: { completionDelayMs: 300, ...options.simulator },
-    });
+    const batches = config.routing.batch ? [{ name: config.routing.batch, project: config.routing.project }] : [];
+    const scale = await startScaleSimulator({ apiKey: secrets.scaleApiKey, callbackAuthKey: secrets.callbackAuthKey, projects, batches, config: { completionDelayMs: 300, ...options.simulator } });
     closers.push(scale.close);
 
     // The API front needs the authorizer's pool and the pools need the API's URL: the front looks it up per call.
@@ -147,6 +143,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     });
     closers.push(api.close);
     const callbackUrl = `${api.url}/callback`;
+    // SQS's API for the functions that send (the reconciler resubmits uploads): into the ingest queue, made below.
+    const ingest: { queue?: LocalQueue } = {};
+    const sqs = await startLocalSqs({ queues: { [INGEST_QUEUE]: { send: (body) => ingest.queue!.send(body) } } });
+    closers.push(sqs.close);
 
     // What every function gets: the SDK pointed at the emulators with its own variables, no shared config files.
     const common: NodeJS.ProcessEnv = {
@@ -160,6 +160,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       AWS_ENDPOINT_URL_S3: s3.endpoint,
       AWS_ENDPOINT_URL_DYNAMODB: dynamoFront.endpoint,
       AWS_ENDPOINT_URL_SECRETS_MANAGER: secretsManager.endpoint,
+      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
       AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       NODE_OPTIONS: '--enable-source-maps',
@@ -181,6 +182,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       'callback-auth': { CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth, CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing },
       // Pure computation: nothing of its own.
       'task-events': {},
+      reconcile: reconcileEnvironment(
+        { TASKS_TABLE, RESULTS_BUCKET, SCALE_API_URL: scale.apiUrl, SCALE_API_KEY_SECRET_ID: SECRET_IDS.apiKey, INGEST_QUEUE_URL: sqs.queueUrl(INGEST_QUEUE) },
+        config,
+        options,
+      ),
     };
     const pool = (name: FunctionName, size: number) => {
       const env = { ...common, ...own[name], POWERTOOLS_SERVICE_NAME: name };
@@ -192,9 +198,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     const callbackAuthPool = pool('callback-auth', 4);
     const callbackPool = pool('callback', CALLBACK_CONCURRENCY);
     const createTaskPool = pool('create-task', config.maxConcurrency);
-    // One instance: the pipe reads the stream as one shard, a batch at a time.
     // The table stream's pipe: one batch at a time, as the stack's pipe runs per shard.
     const taskEventsPool = pool('task-events', 1);
+    // One instance: runs do not overlap.
+    const reconcilePool = pool('reconcile', 1);
 
     // Two queues as the stack has them, each with its dead-letter queue after maxReceiveCount receives.
     const queueFor = async (name: string, deadLetterFile: string, maxConcurrency: number, consumer: FunctionPool, delivery?: Partial<DeliveryFaults>) => {
@@ -215,6 +222,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     const deadLetterFile = join(workDir, 'dead-letters.jsonl');
     const callbackDeadLetterFile = join(workDir, 'callback-dead-letters.jsonl');
     const queue = await queueFor('create-task', deadLetterFile, config.maxConcurrency, createTaskPool, options.delivery);
+    ingest.queue = queue;
     const callbackQueue = await queueFor('callback', callbackDeadLetterFile, CALLBACK_CONCURRENCY, callbackPool, options.callbackDelivery);
 
     // S3 → notification (suffix filter, created and removed, as the stack configures) → queue.
@@ -244,6 +252,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       logs,
     });
     closers.push(events.stop);
+    const reconciler = await startReconciler({ invoke: () => reconcilePool.invoke({}), everyMs: options.reconcileEveryMs ?? config.reconcileEveryMinutes * 60_000, logs });
+    closers.push(reconciler.close);
 
     const info: LocalInfo = {
       region: REGION,
@@ -261,6 +271,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       deadLetterFile,
       callbackDeadLetterFile,
       eventsFile: events.eventsFile,
+      controlUrl: reconciler.controlUrl,
     };
     return {
       info,
@@ -273,13 +284,17 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       /** The API Gateway stand-in: its counts of answers, refusals and authorizer calls. */
       api: { stats: api.stats },
       /** The function instances, for counting invocations. */
-      pools: { createTask: createTaskPool, callback: callbackPool, callbackAuth: callbackAuthPool, taskEvents: taskEventsPool },
+      pools: { createTask: createTaskPool, callback: callbackPool, callbackAuth: callbackAuthPool, taskEvents: taskEventsPool, reconcile: reconcilePool },
       /** Task events: the stream's pipe (absent until the task-events function exists) and the bus it puts on. */
       events,
       /** Every S3 notification sent to the queue so far (created and removed), keys decoded. */
       notified,
       /** Sends a notification as S3 would (also to deliver one twice, as S3 may). */
       notify,
+      /** Runs the reconciler now, answering its report (as `POST ${info.controlUrl}/reconcile` does). */
+      reconcile: reconciler.reconcile,
+      /** The SQS API the functions send to: every message it accepted. */
+      sqs: { sent: sqs.sent },
       /** The secrets the functions use, for tests that forge or replay callbacks. */
       secrets,
       close,

@@ -29,6 +29,11 @@ export const SimulatorConfigSchema = z
     dropNextRequests: z.number().int().min(0).default(0),
     /** Which API requests the rate-based faults above apply to. */
     faultScope: z.enum(['all', 'create']).default('all'),
+    /**
+     * Share (0..1) of callbacks never delivered at all, as when Scale gives up on one: recorded in the task's
+     * callbacks with `dropped: true` and no attempts. Only asking Scale (GET /v1/tasks) finds the new state.
+     */
+    dropCallbacks: z.number().min(0).max(1).default(0),
     /** Send every callback twice. */
     duplicateCallbacks: z.boolean().default(false),
     /** After completing, audit the task and deliver the audit callback before the completion callback. */

@@ -16,6 +16,8 @@ export interface CallbackDelivery {
   status: string;
   attempts: CallbackAttempt[];
   succeeded: boolean;
+  /** Never sent (dropCallbacks): Scale gave up on it, and the receiver hears nothing of this state. */
+  dropped?: true;
 }
 
 export interface SimTask {
@@ -57,6 +59,8 @@ export interface LifecycleContext {
   signal: AbortSignal;
   /** Waits, or returns early once `signal` fires. */
   sleep: (ms: number) => Promise<void>;
+  /** Whether the next callback is dropped (dropCallbacks, decided by the simulator's seeded random). */
+  dropCallback: () => boolean;
 }
 
 export function newTask(request: CreateMultistageTaskRequest, taskId: string, now: string, isTest: boolean): SimTask {
@@ -175,6 +179,11 @@ async function deliver(record: TaskRecord, kind: CallbackDelivery['kind'], ctx: 
   if (!asOf.callback_url || !/^https?:/.test(asOf.callback_url)) return;
   if (!isLoopbackUrl(asOf.callback_url)) {
     record.callbacks.push({ kind, status: asOf.status, attempts: [{ at: ctx.now(), error: 'refused: the simulator only calls back loopback addresses' }], succeeded: false });
+    return;
+  }
+  if (ctx.dropCallback()) {
+    record.callbacks.push({ kind, status: asOf.status, attempts: [], succeeded: false, dropped: true });
+    record.task.callback_succeeded = false;
     return;
   }
   const delivery: CallbackDelivery = { kind, status: asOf.status, attempts: [], succeeded: false };

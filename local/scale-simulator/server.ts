@@ -6,6 +6,7 @@ import { checkAgainst } from '../../lambdas/core/shared/validation.js';
 import { mulberry32 } from '../random.js';
 import { SimulatorConfigPatchSchema, SimulatorConfigSchema, type SimulatorConfig, type SimulatorConfigPatch } from './config.js';
 import { cancelTask, newTask, runTask, type TaskRecord } from './lifecycle.js';
+import { listTasks } from './task-list.js';
 
 export interface ScaleSimulatorOptions {
   apiKey: string;
@@ -154,7 +155,11 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
 
   async function api(req: IncomingMessage, url: URL, route: string): Promise<[number, unknown]> {
     if (route === 'POST /task/multistage') return createTask(await readJson(req));
-    if (req.method === 'GET' && url.pathname === '/v1/tasks') return [200, listTasks(url.searchParams)];
+    if (req.method === 'GET' && url.pathname === '/v1/tasks') {
+      const listed = listTasks([...records.values()].map((r) => r.task), url.searchParams);
+      if (!listed.ok) throw new HttpError(400, listed.error);
+      return [200, listed.page];
+    }
     const match = /^\/v1\/task\/([^/]+)(\/cancel)?$/.exec(url.pathname);
     const record = match ? records.get(decodeURIComponent(match[1]!)) : undefined;
     if (match && !record) throw new HttpError(404, `Task ${decodeURIComponent(match[1]!)} not found.`);
@@ -183,7 +188,8 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     const stopper = new AbortController();
     workStoppers.set(task.task_id, stopper);
     const signal = AbortSignal.any([shutdown.signal, stopper.signal]);
-    const work = runTask(record, { config: () => config, callbackAuthKey: options.callbackAuthKey, now, signal, sleep: (ms) => sleep(ms, signal) })
+    const dropCallback = () => config.dropCallbacks > 0 && random() < config.dropCallbacks;
+    const work = runTask(record, { config: () => config, callbackAuthKey: options.callbackAuthKey, now, signal, sleep: (ms) => sleep(ms, signal), dropCallback })
       .then(() => {
         if (task.status === 'error' && request.clear_unique_id_on_error && request.unique_id) byUniqueId.delete(request.unique_id);
       })
@@ -195,20 +201,6 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
       });
     background.add(work);
     return [200, task];
-  }
-
-  function listTasks(query: URLSearchParams) {
-    const limit = Math.min(100, Math.max(1, Number(query.get('limit') ?? 100) || 100));
-    const offset = Number(query.get('next_token') ?? 0) || 0;
-    const matches = [...records.values()]
-      .map((r) => r.task)
-      .filter((t) => (query.has('unique_id') ? t.unique_id === query.get('unique_id') : true))
-      .filter((t) => (query.has('project') ? t.project === query.get('project') : true))
-      .filter((t) => (query.has('batch') ? t.batch === query.get('batch') : true))
-      .filter((t) => (query.has('status') ? t.status === query.get('status') : true));
-    const docs = matches.slice(offset, offset + limit);
-    const hasMore = offset + limit < matches.length;
-    return { docs, total: matches.length, limit, offset, has_more: hasMore, next_token: hasMore ? String(offset + limit) : null };
   }
 
   function cancel(record: TaskRecord, clearUniqueId: boolean) {

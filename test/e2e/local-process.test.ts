@@ -36,10 +36,10 @@ describe('npm run local', () => {
     await eventually(() => (stdout.includes('\n') ? true : undefined), 60_000, 'the ready line');
     const info = JSON.parse(stdout) as LocalInfo;
     expect(JSON.parse(await readFile(infoFile, 'utf8'))).toEqual(info);
-    for (const key of ['region', 'accessKeyId', 'secretAccessKey', 's3Endpoint', 'bucket', 'dynamodbEndpoint', 'tasksTable', 'callbackUrl', 'scaleApiUrl', 'scaleApiKey', 'deadLetterFile', 'callbackDeadLetterFile', 'eventsFile']) {
+    for (const key of ['region', 'accessKeyId', 'secretAccessKey', 's3Endpoint', 'bucket', 'dynamodbEndpoint', 'tasksTable', 'callbackUrl', 'scaleApiUrl', 'scaleApiKey', 'deadLetterFile', 'callbackDeadLetterFile', 'eventsFile', 'controlUrl']) {
       expect(info, key).toHaveProperty(key);
     }
-    const endpoints = [info.s3Endpoint, info.dynamodbEndpoint, info.callbackUrl, info.scaleApiUrl, info.secretsManagerEndpoint];
+    const endpoints = [info.s3Endpoint, info.dynamodbEndpoint, info.callbackUrl, info.scaleApiUrl, info.secretsManagerEndpoint, info.controlUrl];
     for (const url of endpoints) {
       expect(new URL(url).hostname).toBe('127.0.0.1');
       expect(await listening(url), url).toBe(true);
@@ -120,7 +120,7 @@ describe('npm run local, stopped through npm', () => {
         return tree.some((p) => p.cmdline.includes('lambda-runner.mjs')) ? tree : undefined;
       }, 30_000, 'a function instance');
       expect(started.some((p) => p.cmdline.includes('bin/local.ts'))).toBe(true);
-      const endpoints = [info.s3Endpoint, info.dynamodbEndpoint, info.callbackUrl, info.scaleApiUrl, info.secretsManagerEndpoint];
+      const endpoints = [info.s3Endpoint, info.dynamodbEndpoint, info.callbackUrl, info.scaleApiUrl, info.secretsManagerEndpoint, info.controlUrl];
       for (const url of endpoints) expect(await listening(url), url).toBe(true);
 
       const stopAsked = Date.now();

@@ -110,8 +110,11 @@ describe('alarms', () => {
         ['CallbackThrottled', '{ $.status = "429" }', accessLogs],
       ]),
     );
-    expect(filters()).toHaveLength(7);
-    for (const [, f] of resources('AWS::Logs::MetricFilter')) expect(f.Properties.MetricTransformations[0]).toMatchObject({ MetricNamespace: namespace, MetricValue: '1' });
+    expect(filters()).toHaveLength(8); // and the reconciler's MissingStates (its own test)
+    for (const [, f] of resources('AWS::Logs::MetricFilter')) {
+      const transformation = f.Properties.MetricTransformations[0];
+      expect(transformation).toMatchObject({ MetricNamespace: namespace, MetricValue: transformation.MetricName === 'MissingStates' ? '$.missingStates' : '1' });
+    }
   });
 
   it('pages within one period on a wrong callback auth or signing key, throttling, refused bodies and sizes, dead letters, errors and 5xx', () => {
@@ -129,10 +132,12 @@ describe('alarms', () => {
         'CallbackThrottled',
         'Errors',
         'Errors',
+        'Errors',
+        'MissingStates',
         'ScaleAuthFailures',
       ].sort(),
     );
-    for (const alarm of alarmed) {
+    for (const alarm of alarmed.filter((a) => a.MetricName !== 'MissingStates')) {
       expect(alarm).toMatchObject({ Threshold: 1, EvaluationPeriods: 1, Period: 300, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
     }
     expect(alarmed.find((a) => a.MetricName === 'CallbackRefusedAuth')).toMatchObject({ Namespace: namespace, Statistic: 'Sum' });

@@ -78,7 +78,7 @@ describe('scenes ingest', () => {
 
 describe('functions', () => {
   it('runs every project function on Node.js 24, arm64, traced, with a log group that expires', () => {
-    expect(projectFunctions().map(([, f]) => f.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['callback', 'callback-auth', 'create-task', 'task-events']);
+    expect(projectFunctions().map(([, f]) => f.Properties.Environment.Variables.POWERTOOLS_SERVICE_NAME).sort()).toEqual(['callback', 'callback-auth', 'create-task', 'reconcile', 'task-events']);
     for (const [, fn] of projectFunctions()) {
       expect(fn.Properties).toMatchObject({ Runtime: 'nodejs24.x', Architectures: ['arm64'], TracingConfig: { Mode: 'Active' }, Handler: 'index.handler' });
       expect(fn.Properties.LoggingConfig.LogGroup).toBeDefined();
@@ -124,6 +124,14 @@ describe('functions', () => {
     expect(readable('callback-auth')).toEqual([xray, secret('SecretsScaleCallbackAuthKey'), secret('SecretsCallbackSigningKey')]);
     // Pure computation: nothing but its logs and traces.
     expect(readable('task-events')).toEqual([xray]);
+    expect(readable('reconcile')).toEqual([
+      xray,
+      secret('SecretsScaleApiKey'),
+      items,
+      'dynamodb:Query on Join:,GetAtt:TaskStoreTasks,,/index/byStatus',
+      's3:PutObject on Join:,GetAtt:Results,,/callbacks/*',
+      'sqs:SendMessage on GetAtt:IngestUploads,',
+    ]);
   });
 });
 

@@ -1,5 +1,3 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { startScaleSimulator, type ScaleSimulator } from '../../local/scale-simulator/server.js';
@@ -100,14 +98,14 @@ describe('Scale simulator API', () => {
     expect(list.body).toMatchObject({ total: 1, has_more: false, next_token: null, docs: [{ task_id: first.body.task_id }] });
     await api('POST', '/task/multistage', { ...body, unique_id: 'dup-2' });
     const page = await api('GET', '/tasks?project=p&batch=b1&limit=1');
-    expect(page.body).toMatchObject({ limit: 1, has_more: true, next_token: '1' });
+    expect(page.body).toMatchObject({ limit: 1, total: 2, has_more: true, next_token: expect.any(String), docs: [{ unique_id: 'dup-2' }] });
     expect(await api('GET', '/task/000000000000000000000000')).toMatchObject({ status: 404 });
   });
 
   it('rate-limits with 429, with Retry-After when configured', async () => {
     sim.configure({ rateLimit: { requestsPerSecond: 2, retryAfterSeconds: 3 } });
     const answers = [];
-    for (let i = 0; i < 4; i++) answers.push(await api('GET', '/tasks?limit=1'));
+    for (let i = 0; i < 4; i++) answers.push(await api('GET', '/tasks?project=p&limit=1'));
     sim.configure({ rateLimit: null });
     expect(answers.map((a) => a.status)).toEqual([200, 200, 429, 429]);
     expect(answers[2]!.headers.get('retry-after')).toBe('3');
@@ -115,10 +113,10 @@ describe('Scale simulator API', () => {
 
   it('injects 5xx and drops connections mid-answer on demand', async () => {
     sim.configure({ failNextRequests: 1, serverErrorStatus: 500 });
-    expect((await api('GET', '/tasks')).status).toBe(500);
+    expect((await api('GET', '/tasks?project=p')).status).toBe(500);
     sim.configure({ dropNextRequests: 1 });
-    await expect(api('GET', '/tasks')).rejects.toThrow();
-    expect((await api('GET', '/tasks')).status).toBe(200);
+    await expect(api('GET', '/tasks?project=p')).rejects.toThrow();
+    expect((await api('GET', '/tasks?project=p')).status).toBe(200);
   });
 
   it('is configured and inspected over HTTP', async () => {
@@ -141,7 +139,7 @@ describe('Scale simulator API', () => {
       body: { status_code: 401, error: 'Please provide a valid API key (HTTP basic auth with the key as the user name).' },
     });
     expect(await control({ refuseApiKey: 403 })).toMatchObject({ status: 200, body: { refuseApiKey: 403 } });
-    const refused = [await api('POST', '/task/multistage', body), await api('GET', '/tasks?limit=1'), await api('GET', '/task/000000000000000000000000')];
+    const refused = [await api('POST', '/task/multistage', body), await api('GET', '/tasks?project=p&limit=1'), await api('GET', '/task/000000000000000000000000')];
     expect(refused.map((r) => r.body)).toEqual(Array(3).fill({ status_code: 403, error: 'This API key is not allowed to make requests (revoked or disabled).' }));
     expect(refused.map((r) => r.status)).toEqual([403, 403, 403]);
     expect(sim.state().tasks.length).toBe(tasksBefore);
@@ -222,6 +220,37 @@ describe('Scale simulator task lifecycle', () => {
     await recorder.close();
   });
 
+  it('drops every callback with dropCallbacks 1: none is ever sent, and the task still completes', async () => {
+    sim.configure({ dropCallbacks: 1 });
+    const recorder = await startRecorder();
+    const taskId = await createTask(`${recorder.url}/cb`);
+    const state = await settled(taskId);
+    sim.configure({ dropCallbacks: 0 });
+    expect(recorder.calls()).toBe(0);
+    expect(state.callbacks).toEqual([{ kind: 'completed', status: 'completed', attempts: [], succeeded: false, dropped: true }]);
+    expect(state.task).toMatchObject({ status: 'completed', callback_succeeded: false });
+    // Asking Scale is the only way to learn the state.
+    expect((await api('GET', `/task/${taskId}`)).body).toMatchObject({ status: 'completed', response: { frames: 3 } });
+    await recorder.close();
+  });
+
+  it('drops a seeded share of callbacks with a dropCallbacks rate, the same ones for the same seed', async () => {
+    const recorder = await startRecorder();
+    const run = async () => {
+      sim.configure({ dropCallbacks: 0.5, seed: 7 });
+      const dropped: boolean[] = [];
+      for (let i = 0; i < 8; i++) dropped.push((await settled(await createTask(`${recorder.url}/cb`))).callbacks[0]!.dropped === true);
+      sim.configure({ dropCallbacks: 0 });
+      return dropped;
+    };
+    const first = await run();
+    expect(first).toContain(true);
+    expect(first).toContain(false);
+    expect(recorder.calls()).toBe(first.filter((d) => !d).length);
+    expect(await run()).toEqual(first);
+    await recorder.close();
+  });
+
   it('sends duplicate callbacks when configured', async () => {
     sim.configure({ duplicateCallbacks: true });
     const recorder = await startRecorder();
@@ -283,120 +312,5 @@ describe('Scale simulator task lifecycle', () => {
     expect(recalled!.task).toMatchObject({ completed_at: null, updated_at: completed!.task.updated_at });
     expect(completed!.task.completed_at).toBe(completed!.task.updated_at);
     await recorder.close();
-  });
-});
-
-describe('Scale simulator cancel', () => {
-  const createdWith = async (uniqueId: string, attachment = `${files.url}/scene.sfs`) => {
-    const { status, body } = await api('POST', '/task/multistage', { project: 'p', attachments: [attachment], scene_format: 'sensor_fusion', unique_id: uniqueId });
-    expect(status).toBe(200);
-    return body.task_id as string;
-  };
-
-  it('cancels a pending task, answers a second cancel alike, and shows it in GET and list', async () => {
-    sim.configure({ completionDelayMs: 5_000 });
-    const taskId = await createdWith('cancel-me');
-    const first = await api('POST', `/task/${taskId}/cancel`);
-    expect(first.status).toBe(200);
-    expect(first.body).toMatchObject({ task_id: taskId, status: 'canceled', unique_id: 'cancel-me', completed_at: null });
-    expect(Date.parse(first.body.updated_at as string)).toBeGreaterThan(Date.parse(first.body.created_at as string));
-    // A second cancel is a 200 with the task unchanged (Scale's clients disagree; either is accepted by ours).
-    expect(await api('POST', `/task/${taskId}/cancel`)).toMatchObject({ status: 200, body: first.body });
-    expect(await api('GET', `/task/${taskId}`)).toMatchObject({ status: 200, body: { status: 'canceled', updated_at: first.body.updated_at } });
-    expect((await api('GET', '/tasks?unique_id=cancel-me')).body).toMatchObject({ total: 1, docs: [{ task_id: taskId, status: 'canceled' }] });
-    expect((await api('GET', '/tasks?project=p&status=canceled')).body.docs).toContainEqual(expect.objectContaining({ task_id: taskId }));
-    // Without clear_unique_id the unique_id stays taken.
-    expect((await api('POST', '/task/multistage', { project: 'p', attachments: [`${files.url}/scene.sfs`], scene_format: 'sensor_fusion', unique_id: 'cancel-me' })).status).toBe(409);
-    sim.configure({ completionDelayMs: 10 });
-  });
-
-  it('frees the unique_id with clear_unique_id=true', async () => {
-    sim.configure({ completionDelayMs: 5_000 });
-    const taskId = await createdWith('reuse-me');
-    const canceled = await api('POST', `/task/${taskId}/cancel?clear_unique_id=true`);
-    expect(canceled).toMatchObject({ status: 200, body: { task_id: taskId, status: 'canceled' } });
-    expect(canceled.body).not.toHaveProperty('unique_id');
-    expect((await api('GET', '/tasks?unique_id=reuse-me')).body).toMatchObject({ total: 0, docs: [] });
-    const again = await createdWith('reuse-me');
-    expect(again).not.toBe(taskId);
-    expect((await api('GET', '/tasks?unique_id=reuse-me')).body).toMatchObject({ total: 1, docs: [{ task_id: again, status: 'pending' }] });
-    await api('POST', `/task/${again}/cancel`);
-    sim.configure({ completionDelayMs: 10 });
-  });
-
-  it('refuses to cancel a completed or errored task with 400, and an unknown one with 404', async () => {
-    const completed = await createdWith('done-before-cancel');
-    const errored = await createdWith('error-before-cancel', `${files.url}/forbidden.sfs`);
-    await settled(completed);
-    await settled(errored);
-    expect(await api('POST', `/task/${completed}/cancel?clear_unique_id=true`)).toEqual({
-      status: 400,
-      headers: expect.anything(),
-      body: { status_code: 400, error: `Task ${completed} is completed and can no longer be canceled; only pending tasks can be.` },
-    });
-    expect((await api('GET', '/tasks?unique_id=done-before-cancel')).body).toMatchObject({ total: 1, docs: [{ status: 'completed' }] });
-    expect((await api('POST', `/task/${errored}/cancel`)).body).toEqual({ status_code: 400, error: `Task ${errored} is error and can no longer be canceled; only pending tasks can be.` });
-    expect(await api('POST', '/task/000000000000000000000000/cancel')).toMatchObject({ status: 404, body: { status_code: 404, error: 'Task 000000000000000000000000 not found.' } });
-  });
-
-  it('stops a task canceled while it waits to complete: it never completes and never calls back', async () => {
-    sim.configure({ completionDelayMs: 5_000 });
-    const recorder = await startRecorder();
-    const taskId = await createTask(`${recorder.url}/cb`);
-    await eventually(() => (taskState(taskId).downloads.length === 1 ? true : undefined), 5_000, 'the download');
-    expect((await api('POST', `/task/${taskId}/cancel`)).status).toBe(200);
-    // Settles long before the 5 s wait would have ended: the work was stopped, not left to find out later.
-    const state = await eventually(() => (taskState(taskId).settled ? taskState(taskId) : undefined), 1_000, 'the canceled task to settle');
-    sim.configure({ completionDelayMs: 10 });
-    expect(recorder.calls()).toBe(0);
-    expect(state.callbacks).toEqual([]);
-    expect(state.task).toMatchObject({ status: 'canceled', completed_at: null, callback_succeeded: null });
-    expect(state.task).not.toHaveProperty('response');
-    await recorder.close();
-  });
-
-  it('holds a task pending with no work started for startDelayMs, and a cancel then means it never downloads', async () => {
-    sim.configure({ startDelayMs: 5_000 });
-    const recorder = await startRecorder();
-    const taskId = await createTask(`${recorder.url}/cb`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(taskState(taskId)).toMatchObject({ downloads: [], settled: false, task: { status: 'pending' } });
-    expect((await api('POST', `/task/${taskId}/cancel`)).body.status).toBe('canceled');
-    const state = await eventually(() => (taskState(taskId).settled ? taskState(taskId) : undefined), 1_000, 'the canceled task to settle');
-    sim.configure({ startDelayMs: 0 });
-    expect(state.downloads).toEqual([]);
-    expect(recorder.calls()).toBe(0);
-    await recorder.close();
-  });
-
-  it('stops a download in progress when the task is canceled', async () => {
-    // Sends the first byte of a scene and then nothing: the download would wait for its 5 s timeout.
-    let requested = false;
-    const stalled = createServer((_req, res) => {
-      requested = true;
-      res.writeHead(200, { 'content-length': '1000' }).write('{');
-    });
-    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}/slow.sfs`;
-    const recorder = await startRecorder();
-    const taskId = await createTask(`${recorder.url}/cb`, url);
-    await eventually(() => (requested ? true : undefined), 5_000, 'the download to start');
-    expect((await api('POST', `/task/${taskId}/cancel`)).status).toBe(200);
-    const state = await eventually(() => (taskState(taskId).settled ? taskState(taskId) : undefined), 1_000, 'the canceled task to settle');
-    expect(state.downloads).toEqual([{ url, statusCode: 200, error: 'aborted: the task was canceled' }]);
-    expect(state.task.status).toBe('canceled');
-    expect(recorder.calls()).toBe(0);
-    stalled.closeAllConnections();
-    await new Promise<void>((resolve) => stalled.close(() => resolve()));
-    await recorder.close();
-  });
-});
-
-describe('Scale simulator network boundary', () => {
-  it('never downloads from or calls back to anything but loopback', async () => {
-    const taskId = await createTask('https://example.com/callback', 'https://example.com/scene.sfs');
-    const state = await settled(taskId);
-    expect(state.downloads).toEqual([{ url: 'https://example.com/scene.sfs', error: 'refused: the simulator only downloads from loopback addresses' }]);
-    expect(state.callbacks).toEqual([expect.objectContaining({ succeeded: false, attempts: [expect.objectContaining({ error: 'refused: the simulator only calls back loopback addresses' })] })]);
   });
 });

@@ -47,6 +47,8 @@ export interface ListTasksQuery {
   project?: string;
   batch?: string;
   status?: string;
+  /** ISO time: tasks whose updated_at is after it. */
+  updated_after?: string;
   limit?: number;
   next_token?: string;
 }

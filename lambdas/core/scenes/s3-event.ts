@@ -3,6 +3,10 @@ import { checkAgainst, quote, summarizeProblems } from '../shared/validation.js'
 import type { UploadIdentity } from './scene-identity.js';
 
 /** Keys in S3 event notifications are URL-encoded with '+' for spaces: `red+flower%C3%A9.sfs`. */
+export function encodeS3Key(key: string): string {
+  return encodeURIComponent(key).replace(/%20/g, '+').replace(/%2F/g, '/');
+}
+
 export function decodeS3Key(encoded: string): string {
   return decodeURIComponent(encoded.replace(/\+/g, ' '));
 }

@@ -85,6 +85,14 @@ export const PipelineConfigSchema = z.strictObject({
   removalPolicy: z._default(z.enum(['retain', 'destroy']), 'retain'),
   /** Optional WAF rule: requests per 5 minutes one IP may send to the callback API (WAF has a monthly cost). */
   callbackWafRateLimit: z.optional(z.int().check(z.gte(10, 'must be at least 10 (WAF minimum)'), z.lte(2_000_000_000))),
+  /** How often the reconciler asks Scale what changed. */
+  reconcileEveryMinutes: z._default(z.int().check(z.gte(1), z.lte(1440)), 15),
+  /** Uploads still `submitting` after this long are looked up at Scale (and resubmitted when it has no task). */
+  reconcileAfterMinutes: z._default(z.int().check(z.gte(5, 'must be at least 5 (longer than a create-task run)'), z.lte(10_080)), 30),
+  /** How far back the reconciler asks Scale for updated tasks: more than Scale's 24 hours of callback retries. */
+  reconcileLookBackHours: z._default(z.int().check(z.gte(25, "must be at least 25 (Scale's callback retries last 24 hours)"), z.lte(24 * 30)), 25),
+  /** States the reconciler finds missing in one run before the alarm fires (the callback path is broken). */
+  missingStatesAlarmThreshold: z._default(z.int().check(z.gte(1)), 5),
   /** How long the task bus's archive keeps events for replay (0: forever). */
   eventArchiveRetentionDays: z._default(z.int().check(z.gte(0), z.lte(36_500)), 365),
   /** An existing SNS topic the alarms notify. */

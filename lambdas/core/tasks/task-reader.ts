@@ -29,14 +29,23 @@ export class TaskReader {
   }
 
   /** Records in `status` updated at or after `since` (ISO time), oldest first. */
-  async listByStatus(status: TaskStatus, since: string, options: { limit?: number; cursor?: string } = {}): Promise<Page> {
+  listByStatus(status: TaskStatus, since: string, options: { limit?: number; cursor?: string } = {}): Promise<Page> {
+    return this.queryStatus(status, 'updatedAt >= :time', since, options);
+  }
+
+  /** Records in `status` last updated before `before` (ISO time), oldest first: what has been stuck there. */
+  listByStatusBefore(status: TaskStatus, before: string, options: { limit?: number; cursor?: string } = {}): Promise<Page> {
+    return this.queryStatus(status, 'updatedAt < :time', before, options);
+  }
+
+  private async queryStatus(status: TaskStatus, timeCondition: string, time: string, options: { limit?: number; cursor?: string }): Promise<Page> {
     const { Items = [], LastEvaluatedKey } = await this.doc.send(
       new QueryCommand({
         TableName: this.tableName,
         IndexName: 'byStatus',
-        KeyConditionExpression: '#status = :status AND updatedAt >= :since',
+        KeyConditionExpression: `#status = :status AND ${timeCondition}`,
         ExpressionAttributeNames: { '#status': 'status' },
-        ExpressionAttributeValues: { ':status': status, ':since': since },
+        ExpressionAttributeValues: { ':status': status, ':time': time },
         Limit: options.limit ?? 100,
         ExclusiveStartKey: options.cursor ? JSON.parse(Buffer.from(options.cursor, 'base64url').toString('utf8')) : undefined,
       }),

@@ -1,0 +1,49 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Context } from 'aws-lambda';
+import { CALLBACK_ARCHIVE_PREFIX } from '../core/callbacks/callback-auth.js';
+import { ScaleClient } from '../core/scale/client.js';
+import { parseConfig, requireEnv, RoutingSchema } from '../core/shared/config.js';
+import { logger } from '../core/shared/logger.js';
+import { readSecret } from '../core/shared/secrets.js';
+import { documentClient } from '../core/tasks/dynamo-task-store.js';
+import { reconcile, type ReconcileReport } from '../core/tasks/reconcile.js';
+import { TaskReader } from '../core/tasks/task-reader.js';
+
+const routing = parseConfig(RoutingSchema, JSON.parse(requireEnv('ROUTING')), 'ROUTING environment variable');
+const resultsBucket = requireEnv('RESULTS_BUCKET');
+const ingestQueueUrl = requireEnv('INGEST_QUEUE_URL');
+const scaleApiUrl = requireEnv('SCALE_API_URL');
+const apiKeySecret = requireEnv('SCALE_API_KEY_SECRET_ID');
+const afterMinutes = Number(requireEnv('RECONCILE_AFTER_MINUTES'));
+const lookBackHours = Number(requireEnv('RECONCILE_LOOKBACK_HOURS'));
+const records = new TaskReader(documentClient(new DynamoDBClient({})), requireEnv('TASKS_TABLE'));
+const s3 = new S3Client({});
+const sqs = new SQSClient({});
+const projects = [...new Set([routing.project, ...routing.routes.flatMap((route) => (route.project ? [route.project] : []))])];
+
+/**
+ * Runs on a schedule: asks Scale what changed and hands what the records miss to the callback path; resubmits
+ * uploads that never reached Scale. The report is logged as one line the stack's metric filters count.
+ */
+export const handler = async (_event: unknown, context: Context): Promise<ReconcileReport> => {
+  logger.addContext(context);
+  const apiKey = await readSecret(apiKeySecret, 'the Scale API key');
+  const scale = new ScaleClient({ apiKey, baseUrl: scaleApiUrl, deadline: Date.now() + context.getRemainingTimeInMillis() - 10_000 });
+  const report = await reconcile({
+    scale,
+    records,
+    projects,
+    afterMinutes,
+    lookBackHours,
+    storeState: async (uniqueId, name, body) => {
+      await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: `${CALLBACK_ARCHIVE_PREFIX}${uniqueId}/${name}`, Body: body, ContentType: 'application/json' }));
+    },
+    resubmit: async (notification) => {
+      await sqs.send(new SendMessageCommand({ QueueUrl: ingestQueueUrl, MessageBody: notification }));
+    },
+  });
+  logger.info('reconciled', { reconcileReport: true, ...report });
+  return report;
+};

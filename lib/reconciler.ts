@@ -1,0 +1,63 @@
+import { Duration } from 'aws-cdk-lib';
+import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { CfnSchedule } from 'aws-cdk-lib/aws-scheduler';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth.js';
+import type { PipelineConfig } from '../lambdas/core/shared/config.js';
+import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
+import { PipelineFunction } from './pipeline-function.js';
+
+export interface ReconcilerProps {
+  config: PipelineConfig;
+  table: ITableV2;
+  results: IBucket;
+  ingestQueue: IQueue;
+  scaleApiKey: ISecret;
+}
+
+/**
+ * Reconcile, don't trust: on a schedule (EventBridge Scheduler), ask Scale what changed and hand every state the
+ * records lack to the callback path (so a late callback and a reconciled state are ordered the same way); adopt or
+ * resubmit uploads stuck in `submitting`.
+ */
+export class Reconciler extends Construct {
+  readonly function: PipelineFunction;
+  readonly schedule: CfnSchedule;
+
+  constructor(scope: Construct, id: string, props: ReconcilerProps) {
+    super(scope, id);
+    const { config } = props;
+    this.function = new PipelineFunction(this, 'Reconcile', {
+      name: 'reconcile',
+      description: 'Asks Scale for task states the records lack; resubmits uploads that never reached Scale',
+      timeout: Duration.seconds(FUNCTION_TIMEOUT_SECONDS.reconcile),
+      environment: {
+        ROUTING: JSON.stringify(config.routing),
+        SCALE_API_URL: config.scaleApiUrl,
+        RESULTS_BUCKET: props.results.bucketName,
+        INGEST_QUEUE_URL: props.ingestQueue.queueUrl,
+        RECONCILE_AFTER_MINUTES: String(config.reconcileAfterMinutes),
+        RECONCILE_LOOKBACK_HOURS: String(config.reconcileLookBackHours),
+      },
+    })
+      .bindSecret(props.scaleApiKey, 'SCALE_API_KEY_SECRET_ID')
+      .bindTable(props.table, ['byStatus']);
+    // States go where the callback path picks them up; resubmissions where create-task does.
+    this.function.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [props.results.arnForObjects(`${CALLBACK_ARCHIVE_PREFIX}*`)] }));
+    this.function.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [props.ingestQueue.queueArn] }));
+
+    const invoker = new Role(this, 'SchedulerRole', { assumedBy: new ServicePrincipal('scheduler.amazonaws.com'), description: 'Runs the reconciler' });
+    invoker.addToPolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.function.functionArn] }));
+    this.schedule = new CfnSchedule(this, 'Schedule', {
+      description: 'Reconcile task records with Scale',
+      scheduleExpression: `rate(${config.reconcileEveryMinutes} ${config.reconcileEveryMinutes === 1 ? 'minute' : 'minutes'})`,
+      flexibleTimeWindow: { mode: 'OFF' },
+      // One run at a time is enough; a run that fails is not retried until the next one.
+      target: { arn: this.function.functionArn, roleArn: invoker.roleArn, retryPolicy: { maximumRetryAttempts: 0 } },
+    });
+  }
+}

@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ScaleClient } from '../../../../lambdas/core/scale/client.js';
+import { changesInMessage } from '../../../../lambdas/core/scenes/s3-event.js';
+import { sceneUniqueId } from '../../../../lambdas/core/scenes/scene-identity.js';
+import { reconcile } from '../../../../lambdas/core/tasks/reconcile.js';
+import { eventually, startRecorder } from '../../../helpers/http.js';
+import { SECRETS, startPipelineEnv } from '../../../helpers/pipeline-env.js';
+
+// Against the Scale simulator and dynalite; what the reconciler hands on (states, resubmissions) is captured.
+let env: Awaited<ReturnType<typeof startPipelineEnv>>;
+let recorder: Awaited<ReturnType<typeof startRecorder>>;
+let scale: ScaleClient;
+beforeAll(async () => {
+  recorder = await startRecorder(() => 500); // the callback URL refuses everything: callbacks are lost
+  env = await startPipelineEnv({ callbackUrl: `${recorder.url}/callback` });
+  env.scale.configure({ callbackMaxAttempts: 1 });
+  scale = new ScaleClient({ apiKey: SECRETS.scaleApiKey, baseUrl: env.scale.apiUrl });
+});
+afterAll(async () => {
+  await env.close();
+  await recorder.close();
+});
+
+let n = 0;
+const newId = () => `sfs-${(++n).toString(16).padStart(40, 'a')}`;
+const source = (uniqueId: string) => ({ uniqueId, bucket: 'scenes', key: `reconcile/${uniqueId}.sfs`, versionId: `v-${uniqueId.slice(-6)}`, eTag: 'e', sequencer: '00A1', size: 10, sceneFormat: 'sensor_fusion' as const, project: 'scenes-default' });
+
+function run(now = new Date()) {
+  const stored: Array<{ uniqueId: string; name: string; body: Record<string, unknown> }> = [];
+  const resubmitted: string[] = [];
+  const report = reconcile({
+    scale,
+    records: env.reader,
+    projects: ['scenes-default'],
+    afterMinutes: 30,
+    lookBackHours: 25,
+    now: () => now,
+    storeState: async (uniqueId, name, body) => void stored.push({ uniqueId, name, body: JSON.parse(body) as Record<string, unknown> }),
+    resubmit: async (notification) => void resubmitted.push(notification),
+  });
+  return { report, stored, resubmitted };
+}
+
+describe('reconcile', () => {
+  it('hands on the state of a task whose callbacks were lost, once the record lacks it, and not again once it has it', async () => {
+    const uniqueId = newId();
+    await env.store.startSubmission(source(uniqueId), 'c', new Date().toISOString());
+    const created = await scale.createMultistageTask({ project: 'scenes-default', attachments: [`${recorder.url}/nothing.sfs`], scene_format: 'sensor_fusion', unique_id: uniqueId, callback_url: `${recorder.url}/callback` });
+    await env.store.recordSubmitted(uniqueId, { taskId: created.task.task_id, attachmentPinned: true, adopted: false }, new Date().toISOString());
+    // The attachment cannot be downloaded: the task errors, and its callback is refused (lost).
+    const task = await eventually(() => env.scale.state().tasks.find((t) => t.unique_id === uniqueId && t.settled));
+    expect(task.task.status).toBe('error');
+
+    const first = run();
+    expect(await first.report).toMatchObject({ missingStates: 1, resubmitted: 0 });
+    expect(first.stored).toEqual([{ uniqueId, name: expect.stringMatching(/^reconciled-\d{4}-\d\d-\d\dT\d{9}Z\.json$/), body: expect.objectContaining({ task_id: created.task.task_id, status: 'error', reconciled: true }) }]);
+
+    // Once the callback path applied it, the next run finds nothing missing.
+    await env.store.applyCallback(
+      { uniqueId, taskId: created.task.task_id, status: 'error', scaleUpdatedAt: new Date(task.task.updated_at).toISOString(), order: 'x', digest: 'd', archive: { bucket: 'results', key: 'k' }, source: { bucket: 'scenes', key: 'k.sfs', sceneFormat: 'sensor_fusion' } },
+      new Date().toISOString(),
+    );
+    const second = run();
+    expect(await second.report).toMatchObject({ missingStates: 0 });
+    expect(second.stored.filter((s) => s.uniqueId === uniqueId)).toEqual([]);
+  });
+
+  it('resubmits an upload stuck in submitting that never reached Scale, as the same upload', async () => {
+    const uniqueId = sceneUniqueId({ bucket: 'scenes', key: 'reconcile/never sent.sfs', versionId: 'v-never' });
+    await env.store.startSubmission({ ...source(uniqueId), key: 'reconcile/never sent.sfs', versionId: 'v-never' }, 'c', '2026-11-30T05:00:00.000Z');
+    const { report, resubmitted } = run(new Date('2026-11-30T06:00:00.000Z'));
+    expect(await report).toMatchObject({ resubmitted: 1 });
+    const [change] = changesInMessage(resubmitted.find((r) => r.includes('never+sent'))!);
+    expect(change).toMatchObject({ kind: 'created', upload: { bucket: 'scenes', key: 'reconcile/never sent.sfs', versionId: 'v-never' } });
+    expect(sceneUniqueId(change!.kind === 'created' ? change!.upload : ({} as never))).toBe(uniqueId);
+  });
+
+  it('adopts the task Scale has for an upload stuck in submitting (its answer was lost)', async () => {
+    const uniqueId = newId();
+    await env.store.startSubmission(source(uniqueId), 'c', '2026-11-30T05:00:00.000Z');
+    await scale.createMultistageTask({ project: 'scenes-default', attachments: [`${recorder.url}/nothing.sfs`], scene_format: 'sensor_fusion', unique_id: uniqueId });
+    const { report, stored, resubmitted } = run(new Date(Date.now() + 60 * 60_000));
+    expect(await report).toMatchObject({ adopted: expect.any(Number) });
+    expect((await report).adopted).toBeGreaterThanOrEqual(1);
+    expect(stored.some((s) => s.uniqueId === uniqueId)).toBe(true);
+    expect(resubmitted.some((r) => r.includes(uniqueId))).toBe(false);
+  });
+});
