@@ -6,7 +6,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { documentClient } from '../lambdas/core/tasks/dynamo-task-store.js';
@@ -119,6 +119,9 @@ async function tour(): Promise<number> {
           ? `response in s3://${record.responseRef.bucket}/${record.responseRef.key}`
           : 'no response';
       console.log(`  ${key}\n    task ${record?.taskId ?? '-'} · ${last} · ${where}`);
+      // The task events downstream jobs get, from the bus's file (the stream's pipe may be a moment behind).
+      const statuses = await eventsOf(info.eventsFile, record?.uniqueId);
+      console.log(`    events: ${statuses.length > 0 ? statuses.join(' → ') : 'none yet'}`);
     }
     const unfinished = uploads.filter((u) => u.last !== 'completed');
     if (unfinished.length === 0) {
@@ -146,3 +149,14 @@ tour().then(
     process.exit(1);
   },
 );
+
+/** The statuses of one upload's task events on the local bus, in order. */
+async function eventsOf(eventsFile: string, uniqueId: string | undefined): Promise<string[]> {
+  const deadline = Date.now() + 2_000;
+  for (;;) {
+    const lines = (await readFile(eventsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    const statuses = lines.map((line) => JSON.parse(line) as { detail: { uniqueId: string; status: string } }).filter((e) => e.detail.uniqueId === uniqueId).map((e) => e.detail.status);
+    if (statuses.at(-1) === 'completed' || Date.now() > deadline) return statuses;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

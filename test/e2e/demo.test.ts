@@ -12,5 +12,7 @@ describe('npm start', () => {
       expect(stdout).toMatch(new RegExp(`${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: pending → completed`));
     }
     expect(stdout).toContain('All 4 scenes completed');
+    // Each scene's task events, as downstream jobs get them from the bus.
+    expect(stdout.match(/events: submitting → pending → completed/g)).toHaveLength(4);
   }, 120_000);
 });
