@@ -1,60 +1,20 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
-import { startScaleSimulator, type ScaleSimulator } from '../../local/scale-simulator/server.js';
-import { buildSampleScene } from '../../local/sample-scenes.js';
-import { eventually, startFileServer, startRecorder } from '../helpers/http.js';
+import type { ScaleSimulator } from '../../local/scale-simulator/server.js';
+import { eventually, startRecorder } from '../helpers/http.js';
+import { startSimulatorFixture, type SimulatorFixture } from '../helpers/simulator-fixture.js';
 
-const API_KEY = 'test_simulator_key_0123456789';
-const CALLBACK_AUTH = 'callback-auth-key-abc';
-const AUTH = `Basic ${Buffer.from(`${API_KEY}:`).toString('base64')}`;
-
-const scene = encodeSfsToBuffer(buildSampleScene({ lidarFrames: 3 }));
-const corrupt = Buffer.from('{"version":"1.0","sensors":[{"type":"lidar"}]}  \0\0\0\0', 'utf8');
-const frame = Buffer.from(JSON.stringify({ points: [{ x: 1, y: 2, z: 3 }], device_position: { x: 0, y: 0, z: 0 } }));
-
-let files: Awaited<ReturnType<typeof startFileServer>>;
+let fixture: SimulatorFixture;
 let sim: ScaleSimulator;
+let files: SimulatorFixture['files'];
+let api: SimulatorFixture['api'];
+let createTask: SimulatorFixture['createTask'];
 beforeAll(async () => {
-  files = await startFileServer(
-    { '/scene.sfs': scene, '/corrupt.sfs': corrupt, '/frame-0.json': frame, '/frame-bad.json': Buffer.from('{"no_points":true}') },
-    { '/forbidden.sfs': 403 },
-  );
-  sim = await startScaleSimulator({
-    apiKey: API_KEY,
-    callbackAuthKey: CALLBACK_AUTH,
-    projects: ['p'],
-    batches: [{ name: 'b1', project: 'p' }],
-    config: { completionDelayMs: 10, callbackRetryDelayMs: 5 },
-  });
+  fixture = await startSimulatorFixture();
+  ({ sim, files, api, createTask } = fixture);
 });
-afterAll(async () => {
-  await sim.close();
-  await files.close();
-});
-
-async function api(method: string, path: string, body?: unknown, auth = AUTH) {
-  const response = await fetch(`${sim.apiUrl}${path}`, {
-    method,
-    headers: { authorization: auth, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as Record<string, unknown> };
-}
-
-async function createTask(callbackUrl: string, attachment = `${files.url}/scene.sfs`, extra: Record<string, unknown> = {}) {
-  const { status, body } = await api('POST', '/task/multistage', {
-    project: 'p',
-    attachments: [attachment],
-    scene_format: 'sensor_fusion',
-    callback_url: callbackUrl,
-    unique_id: `u-${Math.random()}`,
-    ...extra,
-  });
-  expect(status).toBe(200);
-  return body.task_id as string;
-}
+afterAll(() => fixture.close());
 
 
 const taskState = (taskId: string) => sim.state().tasks.find((t) => t.task.task_id === taskId)!;
