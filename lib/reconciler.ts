@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
@@ -46,17 +46,23 @@ export class Reconciler extends Construct {
     })
       .bindSecret(props.scaleApiKey, 'SCALE_API_KEY_SECRET_ID')
       .bindTable(props.table, ['byStatus']);
+    // The scheduler invokes asynchronously; a failed run waits for the next one rather than running again at once.
+    this.function.configureAsyncInvoke({ retryAttempts: 0 });
     // States go where the callback path picks them up; resubmissions where create-task does.
     this.function.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [props.results.arnForObjects(`${CALLBACK_ARCHIVE_PREFIX}*`)] }));
     this.function.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [props.ingestQueue.queueArn] }));
 
-    const invoker = new Role(this, 'SchedulerRole', { assumedBy: new ServicePrincipal('scheduler.amazonaws.com'), description: 'Runs the reconciler' });
+    const invoker = new Role(this, 'SchedulerRole', {
+      // Only schedules of this account may use the role.
+      assumedBy: new ServicePrincipal('scheduler.amazonaws.com', { conditions: { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } } }),
+      description: 'Runs the reconciler',
+    });
     invoker.addToPolicy(new PolicyStatement({ actions: ['lambda:InvokeFunction'], resources: [this.function.functionArn] }));
     this.schedule = new CfnSchedule(this, 'Schedule', {
       description: 'Reconcile task records with Scale',
       scheduleExpression: `rate(${config.reconcileEveryMinutes} ${config.reconcileEveryMinutes === 1 ? 'minute' : 'minutes'})`,
       flexibleTimeWindow: { mode: 'OFF' },
-      // One run at a time is enough; a run that fails is not retried until the next one.
+      // A run that fails is not retried by the scheduler either: the next run comes soon enough.
       target: { arn: this.function.functionArn, roleArn: invoker.roleArn, retryPolicy: { maximumRetryAttempts: 0 } },
     });
   }

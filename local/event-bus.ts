@@ -40,13 +40,16 @@ export class LocalEventBus {
 
   constructor(private readonly options: EventBusOptions) {}
 
-  /** Puts one event per detail, all or none: an entry over EventBridge's size limit fails the whole put. */
+  /** Puts one event per detail, all or none: an entry, or all of them, over EventBridge's size limit fails the put. */
   async put<T>(details: T[]): Promise<Array<EventBridgeEvent<string, T>>> {
     const { source, detailType, region } = this.options;
     const events = details.map((detail) => eventBridgeEvent(detail, { source, detailType, region }));
     const lines = events.map((event) => JSON.stringify(event));
     const tooLarge = lines.findIndex((line) => Buffer.byteLength(line) > EVENT_SIZE_LIMIT_BYTES);
     if (tooLarge >= 0) throw new Error(`event ${tooLarge} is larger than EventBridge's ${EVENT_SIZE_LIMIT_BYTES} bytes`);
+    // PutEvents limits the whole request, not only each entry.
+    const total = lines.reduce((sum, line) => sum + Buffer.byteLength(line), 0);
+    if (total > EVENT_SIZE_LIMIT_BYTES) throw new Error(`the ${events.length} events are ${total} bytes together; EventBridge takes at most ${EVENT_SIZE_LIMIT_BYTES} in one request`);
     if (events.length === 0) return events;
     await appendFile(this.options.eventsFile, lines.map((line) => `${line}\n`).join(''));
     this.stats.put += events.length;

@@ -45,5 +45,7 @@ export const handler = async (_event: unknown, context: Context): Promise<Reconc
     },
   });
   logger.info('reconciled', { reconcileReport: true, ...report });
+  // The rest was reconciled; failing now makes the run an error, which is alarmed (ReconcileErrors).
+  if (report.failedProjects > 0) throw new Error(`reconciling failed for ${report.failedProjects} project(s): ${report.errors.join('; ')}`);
   return report;
 };

@@ -15,6 +15,11 @@ describe('reconciler', () => {
     });
     const policies = resources('AWS::IAM::Policy').filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === roleId));
     expect(policies.map(([, p]) => p.Properties.PolicyDocument.Statement)).toEqual([[{ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: { 'Fn::GetAtt': [reconcileId, 'Arn'] } }]]);
+    template.hasResourceProperties('AWS::IAM::Role', {
+      AssumeRolePolicyDocument: { Statement: [{ Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'scheduler.amazonaws.com' }, Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } } }] },
+    });
+    // Invoked asynchronously: a failed run is not run again at once (Lambda would retry twice by default).
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { FunctionName: { Ref: reconcileId }, MaximumRetryAttempts: 0 });
     synth({ reconcileEveryMinutes: 5 }).template.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'rate(5 minutes)' });
     synth({ reconcileEveryMinutes: 1 }).template.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'rate(1 minute)' });
   });

@@ -9,8 +9,11 @@ import { TASK_STATUSES, type TaskRecord } from '../tasks/task-record.js';
 export const TASK_EVENT_SOURCE = 'scale-sfs-pipeline';
 export const TASK_EVENT_DETAIL_TYPE = 'Task status changed';
 
-/** A response up to this size (as JSON) travels in the event; larger ones by reference (EventBridge: 256 KB). */
-export const INLINE_EVENT_RESPONSE_BYTES = 64 * 1024;
+/**
+ * A response up to this size (as JSON) travels in the event; larger ones by reference. The pipe puts up to 10
+ * events in one PutEvents request, which EventBridge limits to 256 KB in all: 10 × (20 KB + the rest) fits.
+ */
+export const INLINE_EVENT_RESPONSE_BYTES = 20 * 1024;
 
 const S3Pointer = z.object({ bucket: z.string(), key: z.string() });
 const Status = z.enum(TASK_STATUSES);

@@ -1,11 +1,12 @@
+import { callbackOrderKey } from '../callbacks/apply-callback.js';
 import type { ListTasksQuery } from '../scale/client.js';
 import type { ScaleTask, TaskList } from '../scale/schemas.js';
 import { encodeS3Key } from '../scenes/s3-event.js';
-import type { TaskRecord, TaskStatus } from './task-record.js';
+import { SCALE_TASK_STATUSES, type ScaleTaskStatus, type TaskRecord, type TaskStatus } from './task-record.js';
 
 /** One run's figures: what it looked at and what it found missing. */
 export interface ReconcileReport {
-  /** Tasks Scale reported as updated within the look-back. */
+  /** Tasks of this stack's uploads that Scale reported as updated within the look-back. */
   checked: number;
   /** Of those, states the records did not have: callbacks that never arrived (or not yet). */
   missingStates: number;
@@ -13,6 +14,10 @@ export interface ReconcileReport {
   adopted: number;
   /** Uploads stuck in `submitting` that never reached Scale, sent through create-task again. */
   resubmitted: number;
+  /** Projects whose listing failed this run (named in `errors`); the others were still reconciled. */
+  failedProjects: number;
+  /** Why, bounded. */
+  errors: string[];
 }
 
 export interface ReconcileDeps {
@@ -35,40 +40,55 @@ export interface ReconcileDeps {
   afterMinutes: number;
   /** How far back to ask Scale for updated tasks: more than Scale's 24 hours of callback retries. */
   lookBackHours: number;
-  /** A bound on one run's work. */
-  maxTasks?: number;
+  /** Bounds on one run's work: this stack's tasks checked, pages per project, stuck uploads handled. */
+  limits?: { tasks?: number; pagesPerProject?: number; stuck?: number };
 }
 
 const UNIQUE_ID = /^sfs-[0-9a-f]{40}$/;
 
 /**
- * Reconcile, don't trust: asks Scale what changed within the look-back and hands every state the records lack to
- * the callback path; finds uploads stuck in `submitting` and adopts Scale's task for them or submits them again.
+ * Reconcile, don't trust: asks Scale what changed within the look-back and hands every state this stack's records
+ * lack to the callback path; finds uploads stuck in `submitting` and adopts Scale's task for them or submits them
+ * again. Only tasks with a record here count: another stack's tasks in a shared project are not ours to apply.
+ * A project whose listing fails is reported and skipped; every loop is bounded.
  */
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
   const now = deps.now?.() ?? new Date();
-  const report: ReconcileReport = { checked: 0, missingStates: 0, adopted: 0, resubmitted: 0 };
-  const maxTasks = deps.maxTasks ?? 10_000;
+  const limits = { tasks: 10_000, pagesPerProject: 200, stuck: 500, ...deps.limits };
+  const report: ReconcileReport = { checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, failedProjects: 0, errors: [] };
   const updatedAfter = new Date(now.getTime() - deps.lookBackHours * 3_600_000).toISOString();
 
   for (const project of deps.projects) {
-    let nextToken: string | undefined;
-    do {
-      const page = await deps.scale.listTasks({ project, updated_after: updatedAfter, limit: 100, next_token: nextToken });
-      for (const task of page.docs) {
-        if (report.checked >= maxTasks) return report;
-        report.checked++;
-        if (await storeIfMissing(task, deps)) report.missingStates++;
+    try {
+      const seenTokens = new Set<string>();
+      let nextToken: string | undefined;
+      for (let page = 0; page < limits.pagesPerProject && report.checked < limits.tasks; page++) {
+        const list = await deps.scale.listTasks({ project, updated_after: updatedAfter, limit: 100, next_token: nextToken });
+        for (const task of list.docs) {
+          if (report.checked >= limits.tasks) break;
+          const outcome = await storeIfMissing(task, deps);
+          if (outcome === 'not ours') continue;
+          report.checked++;
+          if (outcome === 'stored') report.missingStates++;
+        }
+        // A token seen before would page forever.
+        if (!list.has_more || !list.next_token || seenTokens.has(list.next_token)) break;
+        seenTokens.add(list.next_token);
+        nextToken = list.next_token;
       }
-      nextToken = page.has_more && page.next_token ? page.next_token : undefined;
-    } while (nextToken);
+    } catch (err) {
+      report.failedProjects++;
+      if (report.errors.length < 5) report.errors.push(`project ${project}: ${(err as Error).message}`.slice(0, 300));
+    }
   }
 
   const stuckBefore = new Date(now.getTime() - deps.afterMinutes * 60_000).toISOString();
   let cursor: string | undefined;
+  let handled = 0;
   do {
     const page = await deps.records.listByStatusBefore('submitting', stuckBefore, { limit: 100, cursor });
     for (const record of page.items) {
+      if (handled++ >= limits.stuck) return report;
       const task = await deps.scale.findTaskByUniqueId(record.uniqueId);
       if (task) {
         await storeIfMissing(task, deps);
@@ -83,18 +103,29 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
   return report;
 }
 
-/** Stores the task's state for the callback path when the record does not have it yet; true when it did so. */
-async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<boolean> {
+/** The part of a state's order that Scale decides (time, status rank, audits): arrival is the callback path's. */
+function stateOrder(order: string): string {
+  return order.split('#').slice(0, 3).join('#');
+}
+
+/** Stores the task's state for the callback path when its record here lacks it. */
+async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<'not ours' | 'present' | 'stored'> {
   const uniqueId = task.unique_id ?? '';
   const updatedAt = task.updated_at ? Date.parse(task.updated_at) : NaN;
-  if (!UNIQUE_ID.test(uniqueId) || Number.isNaN(updatedAt)) return false;
+  const status = task.status as ScaleTaskStatus;
+  if (!UNIQUE_ID.test(uniqueId) || Number.isNaN(updatedAt) || !SCALE_TASK_STATUSES.includes(status)) return 'not ours';
   const record = await deps.records.get(uniqueId);
+  if (!record) return 'not ours';
   const at = new Date(updatedAt).toISOString();
-  if (record?.scaleUpdatedAt && record.scaleUpdatedAt >= at) return false;
-  const body = JSON.stringify({ task, response: task.response ?? {}, task_id: task.task_id, status: task.status, reconciled: true });
+  const audits = Array.isArray(task.audits) ? task.audits.length : 0;
+  const known = record.callbackOrder ? stateOrder(record.callbackOrder) : record.scaleUpdatedAt;
+  // Ordered as the callback path orders: a recall or an audit at the same instant is a newer state too.
+  if (known !== undefined && known >= (record.callbackOrder ? stateOrder(callbackOrderKey(at, status, '', '', audits)) : at)) return 'present';
+  // The response once, at the top (as `response`): a task's response can be large.
+  const body = JSON.stringify({ task: { ...task, response: undefined }, response: task.response ?? {}, task_id: task.task_id, status: task.status, reconciled: true });
   // Named by the state's own time: running again before it is applied writes the same object, not another.
-  await deps.storeState(uniqueId, `reconciled-${at.replace(/[:.]/g, '')}.json`, body);
-  return true;
+  await deps.storeState(uniqueId, `reconciled-${at.replace(/[:.]/g, '')}-${status}-${audits}.json`, body);
+  return 'stored';
 }
 
 /** The S3 event notification S3 sent for the upload, as create-task reads it. */

@@ -53,7 +53,7 @@ describe('reconcile', () => {
 
     const first = run();
     expect(await first.report).toMatchObject({ missingStates: 1, resubmitted: 0 });
-    expect(first.stored).toEqual([{ uniqueId, name: expect.stringMatching(/^reconciled-\d{4}-\d\d-\d\dT\d{9}Z\.json$/), body: expect.objectContaining({ task_id: created.task.task_id, status: 'error', reconciled: true }) }]);
+    expect(first.stored).toEqual([{ uniqueId, name: expect.stringMatching(/^reconciled-\d{4}-\d\d-\d\dT\d{9}Z-error-0\.json$/), body: expect.objectContaining({ task_id: created.task.task_id, status: 'error', reconciled: true }) }]);
 
     // Once the callback path applied it, the next run finds nothing missing.
     await env.store.applyCallback(
@@ -63,6 +63,60 @@ describe('reconcile', () => {
     const second = run();
     expect(await second.report).toMatchObject({ missingStates: 0 });
     expect(second.stored.filter((s) => s.uniqueId === uniqueId)).toEqual([]);
+  });
+
+  it('leaves alone the tasks of uploads it has no record of (another stack sharing the project)', async () => {
+    const foreign = newId();
+    await scale.createMultistageTask({ project: 'scenes-default', attachments: [`${recorder.url}/nothing.sfs`], scene_format: 'sensor_fusion', unique_id: foreign });
+    await eventually(() => env.scale.state().tasks.find((t) => t.unique_id === foreign && t.settled));
+    const { report, stored } = run();
+    await report;
+    expect(stored.filter((s) => s.uniqueId === foreign)).toEqual([]);
+  });
+
+  it('reconciles a recall at the same instant as the completion it follows', async () => {
+    const uniqueId = newId();
+    await env.store.startSubmission(source(uniqueId), 'c', new Date().toISOString());
+    const at = '2026-11-30T06:00:00.000Z';
+    await env.store.applyCallback(
+      { uniqueId, taskId: 't', status: 'completed', scaleUpdatedAt: at, order: `${at}#1#000000#2026-11-30T06:00:01.000Z#k`, digest: 'd', archive: { bucket: 'results', key: 'k' }, source: { bucket: 'scenes', key: 'k.sfs', sceneFormat: 'sensor_fusion' } },
+      new Date().toISOString(),
+    );
+    const recalled = { task_id: 't', status: 'pending', updated_at: at, unique_id: uniqueId, audits: [] };
+    const stored: string[] = [];
+    const report = await reconcile({
+      scale: { listTasks: async () => ({ docs: [recalled], has_more: false }), findTaskByUniqueId: async () => undefined },
+      records: env.reader,
+      projects: ['p'],
+      afterMinutes: 30,
+      lookBackHours: 25,
+      storeState: async (_id, name) => void stored.push(name),
+      resubmit: async () => undefined,
+    });
+    expect(report).toMatchObject({ checked: 1, missingStates: 1 });
+    expect(stored).toEqual(['reconciled-2026-11-30T060000000Z-pending-0.json']);
+  });
+
+  it('goes on with the other projects when one listing fails, stops a token that repeats, and reports it', async () => {
+    let calls = 0;
+    const report = await reconcile({
+      scale: {
+        listTasks: async ({ project }) => {
+          calls++;
+          if (project === 'gone') throw new Error('400 Project "gone" was not found.');
+          return { docs: [], has_more: true, next_token: 'same' };
+        },
+        findTaskByUniqueId: async () => undefined,
+      },
+      records: { get: async () => undefined, listByStatusBefore: async () => ({ items: [] }) },
+      projects: ['gone', 'looping'],
+      afterMinutes: 30,
+      lookBackHours: 25,
+      storeState: async () => undefined,
+      resubmit: async () => undefined,
+    });
+    expect(calls).toBe(3); // 'gone' once; 'looping' until its token repeats
+    expect(report).toMatchObject({ failedProjects: 1, errors: ['project gone: 400 Project "gone" was not found.'] });
   });
 
   it('resubmits an upload stuck in submitting that never reached Scale, as the same upload', async () => {
