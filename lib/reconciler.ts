@@ -42,6 +42,7 @@ export class Reconciler extends Construct {
         INGEST_QUEUE_URL: props.ingestQueue.queueUrl,
         RECONCILE_AFTER_MINUTES: String(config.reconcileAfterMinutes),
         RECONCILE_LOOKBACK_HOURS: String(config.reconcileLookBackHours),
+        ERROR_RESUBMISSIONS: String(config.errorResubmissions),
       },
     })
       .bindSecret(props.scaleApiKey, 'SCALE_API_KEY_SECRET_ID')

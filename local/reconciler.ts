@@ -30,6 +30,7 @@ export function reconcileEnvironment(resources: ReconcileResources, config: Pipe
     ROUTING: JSON.stringify(config.routing),
     RECONCILE_AFTER_MINUTES: String(options.reconcileAfterMinutes ?? config.reconcileAfterMinutes),
     RECONCILE_LOOKBACK_HOURS: String(options.reconcileLookBackHours ?? config.reconcileLookBackHours),
+    ERROR_RESUBMISSIONS: String(config.errorResubmissions),
   };
 }
 

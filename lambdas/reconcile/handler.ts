@@ -7,7 +7,7 @@ import { ScaleClient } from '../core/scale/client.js';
 import { parseConfig, requireEnv, RoutingSchema } from '../core/shared/config.js';
 import { logger } from '../core/shared/logger.js';
 import { readSecret } from '../core/shared/secrets.js';
-import { documentClient } from '../core/tasks/dynamo-task-store.js';
+import { documentClient, DynamoTaskStore } from '../core/tasks/dynamo-task-store.js';
 import { reconcile, type ReconcileReport } from '../core/tasks/reconcile.js';
 import { TaskReader } from '../core/tasks/task-reader.js';
 
@@ -18,7 +18,11 @@ const scaleApiUrl = requireEnv('SCALE_API_URL');
 const apiKeySecret = requireEnv('SCALE_API_KEY_SECRET_ID');
 const afterMinutes = Number(requireEnv('RECONCILE_AFTER_MINUTES'));
 const lookBackHours = Number(requireEnv('RECONCILE_LOOKBACK_HOURS'));
-const records = new TaskReader(documentClient(new DynamoDBClient({})), requireEnv('TASKS_TABLE'));
+const doc = documentClient(new DynamoDBClient({}));
+const records = new TaskReader(doc, requireEnv('TASKS_TABLE'));
+const store = new DynamoTaskStore(doc, requireEnv('TASKS_TABLE'));
+// A new task for the same upload needs Scale to have freed its unique_id on error.
+const errorResubmissions = routing.clearUniqueIdOnError ? Number(requireEnv('ERROR_RESUBMISSIONS')) : 0;
 const s3 = new S3Client({});
 const sqs = new SQSClient({});
 const projects = [...new Set([routing.project, ...routing.routes.flatMap((route) => (route.project ? [route.project] : []))])];
@@ -37,6 +41,8 @@ export const handler = async (_event: unknown, context: Context): Promise<Reconc
     projects,
     afterMinutes,
     lookBackHours,
+    errorResubmissions,
+    prepareResubmission: (uniqueId, taskId, now) => store.prepareResubmission(uniqueId, taskId, now),
     storeState: async (uniqueId, name, body) => {
       await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: `${CALLBACK_ARCHIVE_PREFIX}${uniqueId}/${name}`, Body: body, ContentType: 'application/json' }));
     },

@@ -34,6 +34,8 @@ export const SimulatorConfigSchema = z
      * callbacks with `dropped: true` and no attempts. Only asking Scale (GET /v1/tasks) finds the new state.
      */
     dropCallbacks: z.number().min(0).max(1).default(0),
+    /** The next N attachment downloads fail with 403, as an expired presigned URL does: the task ends in `error`. */
+    failNextDownloads: z.number().int().min(0).default(0),
     /** Send every callback twice. */
     duplicateCallbacks: z.boolean().default(false),
     /** After completing, audit the task and deliver the audit callback before the completion callback. */

@@ -102,7 +102,14 @@ export async function runTask(record: TaskRecord, ctx: LifecycleContext): Promis
   if (startDelayMs > 0) await ctx.sleep(startDelayMs);
   for (const url of attachments) {
     if (ctx.signal.aborted) break;
-    const outcome = await downloadAttachment(url, format, facts, { signal: ctx.signal, timeoutMs: ctx.config().downloadTimeoutMs });
+    const config = ctx.config();
+    if (config.failNextDownloads > 0) {
+      config.failNextDownloads--;
+      record.downloads.push({ url, statusCode: 403 });
+      failures.push({ statusCode: 403, url });
+      continue;
+    }
+    const outcome = await downloadAttachment(url, format, facts, { signal: ctx.signal, timeoutMs: config.downloadTimeoutMs });
     record.downloads.push(outcome.download);
     // A download that broke off after its status line (timeout, reset) failed too, whatever the status said.
     if (outcome.download.error !== undefined) failures.push({ statusCode: outcome.download.statusCode ?? 0, url });

@@ -227,7 +227,10 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
   }
 
   function configure(patch: SimulatorConfigPatch): SimulatorConfig {
-    config = SimulatorConfigSchema.parse({ ...config, ...SimulatorConfigPatchSchema.parse(patch) });
+    // Only the keys given change: parsing a partial schema fills every other key with its default.
+    const parsed = SimulatorConfigPatchSchema.parse(patch) as Record<string, unknown>;
+    const given = Object.fromEntries(Object.keys(patch).map((key) => [key, parsed[key]]));
+    config = SimulatorConfigSchema.parse({ ...config, ...given });
     if (patch.seed !== undefined) random = mulberry32(config.seed);
     return config;
   }

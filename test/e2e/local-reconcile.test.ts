@@ -53,6 +53,26 @@ async function reconciledToCompletion(uniqueId: string): Promise<TaskRecord> {
 }
 
 describe('reconciliation in the local pipeline', () => {
+  it('submits again, as a new task, an upload whose task could not download its attachment, and keeps the old task', async () => {
+    pipeline.scale.configure({ failNextDownloads: 1 });
+    const upload = await c.put('reconcile/expired url.sfs', scene);
+    // The task errors (an expired URL, as Scale reports it); its callback is dropped, so reconciling brings it home…
+    await eventually(() => (c.tasksFor(upload.uniqueId)[0]?.status === 'error' ? true : undefined), 20_000, 'the task to error');
+    expect((await reconcileOverHttp()).missingStates).toBeGreaterThanOrEqual(1);
+    const errored = await eventually(async () => {
+      const record = await c.reader.get(upload.uniqueId);
+      return record?.status === 'error' ? record : undefined;
+    }, 20_000, 'the error to be recorded');
+    // …and the next run resubmits it: a second task, which completes.
+    const report = (await reconcileOverHttp()) as Report & { retriedErrors: number };
+    expect(report.retriedErrors).toBe(1);
+    const completed = await reconciledToCompletion(upload.uniqueId);
+    const tasks = c.tasksFor(upload.uniqueId);
+    expect(tasks.map((t) => t.status)).toEqual(['error', 'completed']);
+    expect(completed).toMatchObject({ previousTaskIds: [errored.taskId], resubmissions: 1, taskId: tasks[1]!.task.task_id });
+  }, 60_000);
+
+
   it('completes uploads whose callbacks Scale never sends, with one Scale task each', async () => {
     const uploads = [await c.put('reconcile/a.sfs', scene), await c.put('reconcile/b.sfs', scene)];
     // Both tasks complete at Scale; not one callback is sent.

@@ -26,7 +26,7 @@ describe('reconciler', () => {
 
   it('knows the routing, the thresholds and where to hand states and resubmissions', () => {
     const vars = functionNamed('reconcile')[1].Properties.Environment.Variables;
-    expect(vars).toMatchObject({ RECONCILE_AFTER_MINUTES: '30', RECONCILE_LOOKBACK_HOURS: '25', SCALE_API_URL: 'https://api.scale.com/v1' });
+    expect(vars).toMatchObject({ RECONCILE_AFTER_MINUTES: '30', RECONCILE_LOOKBACK_HOURS: '25', ERROR_RESUBMISSIONS: '2', SCALE_API_URL: 'https://api.scale.com/v1' });
     expect(JSON.parse(vars.ROUTING)).toMatchObject({ project: 'my-scale-project' });
     expect(Object.keys(vars)).toEqual(expect.arrayContaining(['RESULTS_BUCKET', 'INGEST_QUEUE_URL', 'TASKS_TABLE', 'SCALE_API_KEY_SECRET_ID']));
     expect(() => synth({ reconcileLookBackHours: 24 })).toThrow("reconcileLookBackHours: must be at least 25 (Scale's callback retries last 24 hours)");

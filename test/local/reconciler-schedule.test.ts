@@ -13,7 +13,7 @@ describe('local reconciler schedule', () => {
         maxConcurrent = Math.max(maxConcurrent, ++concurrent);
         await new Promise((resolve) => setTimeout(resolve, 120)); // longer than the interval
         concurrent--;
-        return { checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, failedProjects: 0, errors: [] };
+        return { checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, retriedErrors: 0, failedProjects: 0, errors: [] };
       },
       everyMs: 50,
       logs: { write: () => true } as never,
@@ -23,7 +23,7 @@ describe('local reconciler schedule', () => {
       expect(maxConcurrent).toBe(1);
       const answer = await fetch(`${reconciler.controlUrl}/reconcile`, { method: 'POST' });
       expect(answer.status).toBe(200);
-      expect(await answer.json()).toEqual({ checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, failedProjects: 0, errors: [] });
+      expect(await answer.json()).toEqual({ checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, retriedErrors: 0, failedProjects: 0, errors: [] });
     } finally {
       await reconciler.close();
     }

@@ -274,3 +274,12 @@ describe('Scale simulator task lifecycle', () => {
     await recorder.close();
   });
 });
+
+describe('Scale simulator configuration', () => {
+  it('changes only the knobs a patch names, keeping the others as they were set', async () => {
+    sim.configure({ dropCallbacks: 1, completionDelayMs: 7 });
+    const after = sim.configure({ failNextDownloads: 2 });
+    expect(after).toMatchObject({ dropCallbacks: 1, completionDelayMs: 7, failNextDownloads: 2 });
+    expect(sim.configure({ dropCallbacks: 0, completionDelayMs: 10, failNextDownloads: 0 })).toMatchObject({ dropCallbacks: 0, completionDelayMs: 10 });
+  });
+});

@@ -91,6 +91,8 @@ export const PipelineConfigSchema = z.strictObject({
   reconcileAfterMinutes: z._default(z.int().check(z.gte(5, 'must be at least 5 (longer than a create-task run)'), z.lte(10_080)), 30),
   /** How far back the reconciler asks Scale for updated tasks: more than Scale's 24 hours of callback retries. */
   reconcileLookBackHours: z._default(z.int().check(z.gte(25, "must be at least 25 (Scale's callback retries last 24 hours)"), z.lte(24 * 30)), 25),
+  /** Times an upload whose task could not download its attachment is submitted again (needs clearUniqueIdOnError). */
+  errorResubmissions: z._default(z.int().check(z.gte(0), z.lte(10)), 2),
   /** States the reconciler finds missing in one run before the alarm fires (the callback path is broken). */
   missingStatesAlarmThreshold: z._default(z.int().check(z.gte(1)), 5),
   /** How long the task bus's archive keeps events for replay (0: forever). */

@@ -191,7 +191,11 @@ export class DynamoTaskStore implements TaskStore {
     try {
       // Ordered by the task's own time, then status rank and arrival: an older callback never overwrites a newer
       // state, and an exact duplicate changes nothing.
-      await this.update(expr, update.uniqueId, `${newerState(expr, update.scaleUpdatedAt, update.order)} AND ${notDuplicate}`);
+      // The upload's task, not an earlier one it was resubmitted after (whose late callbacks change nothing).
+      const taskId = expr.value(update.taskId);
+      const [recorded, previous] = [expr.name('taskId'), expr.name('previousTaskIds')];
+      const ownTask = `(attribute_not_exists(${recorded}) OR ${recorded} = ${taskId}) AND (attribute_not_exists(${previous}) OR NOT contains(${previous}, ${taskId}))`;
+      await this.update(expr, update.uniqueId, `${newerState(expr, update.scaleUpdatedAt, update.order)} AND ${notDuplicate} AND ${ownTask}`);
       return 'applied';
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
@@ -205,6 +209,23 @@ export class DynamoTaskStore implements TaskStore {
       }),
     );
     return 'stale';
+  }
+
+  async prepareResubmission(uniqueId: string, taskId: string, now: string): Promise<boolean> {
+    const expr = new UpdateExpression();
+    expr.set('status', 'submitting');
+    expr.set('updatedAt', now);
+    const previous = expr.name('previousTaskIds');
+    expr.setRaw(`${previous} = list_append(if_not_exists(${previous}, ${expr.value([])}), ${expr.value([taskId])})`);
+    expr.add('resubmissions', 1);
+    for (const field of ['taskId', 'scaleStatus', 'scaleUpdatedAt', 'callbackOrder', 'callbackDigest', 'completedAt', 'responseJson', 'responseRef', 'submittedAt', 'claimId']) expr.remove(field);
+    try {
+      await this.update(expr, uniqueId, `${expr.name('status')} = ${expr.value('error')} AND ${expr.name('taskId')} = ${expr.value(taskId)}`);
+      return true;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return false;
+    }
   }
 
   async get(uniqueId: string): Promise<TaskRecord | undefined> {

@@ -23,6 +23,11 @@ export class UpdateExpression {
     this.sets.push(`${this.name(field)} = ${this.value(value)}`);
   }
 
+  /** A SET clause written by the caller (names and values from name() and value()). */
+  setRaw(clause: string): void {
+    this.sets.push(clause);
+  }
+
   setIfAbsent(field: string, value: unknown): void {
     const name = this.name(field);
     this.sets.push(`${name} = if_not_exists(${name}, ${this.value(value)})`);

@@ -14,6 +14,8 @@ export interface ReconcileReport {
   adopted: number;
   /** Uploads stuck in `submitting` that never reached Scale, sent through create-task again. */
   resubmitted: number;
+  /** Tasks that ended in `error` because Scale could not download the attachment, submitted again as a new task. */
+  retriedErrors: number;
   /** Projects whose listing failed this run (named in `errors`); the others were still reconciled. */
   failedProjects: number;
   /** Why, bounded. */
@@ -24,8 +26,16 @@ export interface ReconcileDeps {
   scale: { listTasks(query: ListTasksQuery): Promise<TaskList>; findTaskByUniqueId(uniqueId: string): Promise<ScaleTask | undefined> };
   records: {
     get(uniqueId: string): Promise<TaskRecord | undefined>;
+    listByStatus(status: TaskStatus, since: string, options: { limit?: number; cursor?: string }): Promise<{ items: TaskRecord[]; cursor?: string }>;
     listByStatusBefore(status: TaskStatus, before: string, options: { limit?: number; cursor?: string }): Promise<{ items: TaskRecord[]; cursor?: string }>;
   };
+  /** Moves an errored upload back to `submitting`, keeping its old task (see TaskStore.prepareResubmission). */
+  prepareResubmission(uniqueId: string, taskId: string, now: string): Promise<boolean>;
+  /**
+   * How often an upload whose task failed to download its attachment (a transient cause: an expired URL, S3 briefly
+   * unavailable) is submitted again; 0 turns it off. Needs `clear_unique_id_on_error`, which frees the unique_id.
+   */
+  errorResubmissions: number;
   /**
    * Stores a task's state as a callback body where the callback path picks it up, so a reconciled state is
    * applied exactly like a callback — in the same order — and a late callback and a reconciliation never fight.
@@ -55,7 +65,7 @@ const UNIQUE_ID = /^sfs-[0-9a-f]{40}$/;
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
   const now = deps.now?.() ?? new Date();
   const limits = { tasks: 10_000, pagesPerProject: 200, stuck: 500, ...deps.limits };
-  const report: ReconcileReport = { checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, failedProjects: 0, errors: [] };
+  const report: ReconcileReport = { checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, retriedErrors: 0, failedProjects: 0, errors: [] };
   const updatedAfter = new Date(now.getTime() - deps.lookBackHours * 3_600_000).toISOString();
 
   for (const project of deps.projects) {
@@ -82,6 +92,8 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
     }
   }
 
+  await retryTransientErrors(deps, updatedAfter, now, limits.stuck, report);
+
   const stuckBefore = new Date(now.getTime() - deps.afterMinutes * 60_000).toISOString();
   let cursor: string | undefined;
   let handled = 0;
@@ -101,6 +113,31 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
     cursor = page.cursor;
   } while (cursor);
   return report;
+}
+
+/** Scale's words for an attachment it could not download (SCALE-API.md): worth another task, unlike a bad scene. */
+const DOWNLOAD_FAILED = 'could not be downloaded';
+
+/**
+ * Submits again, as a new task, the uploads whose task ended in `error` because Scale could not download the
+ * attachment, at most `errorResubmissions` times each; every earlier task stays listed on the record.
+ */
+async function retryTransientErrors(deps: ReconcileDeps, since: string, now: Date, limit: number, report: ReconcileReport): Promise<void> {
+  if (deps.errorResubmissions <= 0) return;
+  let cursor: string | undefined;
+  let seen = 0;
+  do {
+    const page = await deps.records.listByStatus('error', since, { limit: 100, cursor });
+    for (const record of page.items) {
+      if (seen++ >= limit) return;
+      const transient = record.responseJson?.includes(DOWNLOAD_FAILED) ?? false;
+      if (!transient || !record.taskId || (record.resubmissions ?? 0) >= deps.errorResubmissions) continue;
+      if (!(await deps.prepareResubmission(record.uniqueId, record.taskId, now.toISOString()))) continue;
+      await deps.resubmit(notificationFor(record, now));
+      report.retriedErrors++;
+    }
+    cursor = page.cursor;
+  } while (cursor);
 }
 
 /** The part of a state's order that Scale decides (time, status rank, audits): arrival is the callback path's. */

@@ -61,6 +61,9 @@ export const TaskRecordSchema = z.object({
   lastError: z.optional(z.string()),
   /** Scale refused to cancel the task of a deleted object (e.g. already completed). */
   cancelError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
+  /** Tasks this upload had before, each ended in a transient `error` and resubmitted (oldest first), and how many. */
+  previousTaskIds: z.optional(z.array(z.string())),
+  resubmissions: z.optional(z.number()),
   /** Internal: which delivery holds the submission, so a stale one cannot overwrite a newer outcome. */
   claimId: z.optional(z.string()),
   scaleStatus: z.optional(z.string()),

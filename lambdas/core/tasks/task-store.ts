@@ -81,6 +81,11 @@ export interface TaskStore {
   recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; order: string; reason: string }, now: string): Promise<'applied' | 'stale'>;
   /** Keeps Scale's refusal to cancel (e.g. the task is already completed); the status stays as Scale reports. */
   recordCancelRefused(uniqueId: string, error: { status?: number; message: string }, now: string): Promise<void>;
+  /**
+   * Moves an upload whose task `taskId` ended in `error` back to 'submitting' for a new task, keeping the old one in
+   * `previousTaskIds` (its late callbacks then change nothing); false when the record is no longer at that task.
+   */
+  prepareResubmission(uniqueId: string, taskId: string, now: string): Promise<boolean>;
   /** Applies a callback if it is newer than what is stored; 'stale' when it is not (it is still counted). */
   applyCallback(update: CallbackUpdate, now: string): Promise<'applied' | 'stale'>;
 }

@@ -96,6 +96,29 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
     expect(await env.store.findByKey('scenes', 'store/nothing.sfs')).toEqual([]);
   });
 
+  it('moves an upload whose task errored back to submitting for a new task, and ignores the old task’s late callbacks', async () => {
+    const u = upload();
+    await env.store.startSubmission(u, 'c', T(0));
+    await env.store.recordSubmitted(u.uniqueId, submitted('task-old'), T(1));
+    const errorOf = (taskId: string, at: number, status: 'error' | 'completed') => ({
+      uniqueId: u.uniqueId, taskId, status, scaleUpdatedAt: T(at), order: `${T(at)}#2#000000#${T(at)}#k${at}`, digest: `d${at}`,
+      responseJson: '{"error":"One or more attachments could not be downloaded."}', archive: { bucket: 'results', key: `k${at}` }, source: { bucket: 'scenes', key: u.key, sceneFormat: 'sensor_fusion' as const },
+    });
+    expect(await env.store.applyCallback(errorOf('task-old', 2, 'error'), T(2))).toBe('applied');
+    expect(await env.store.prepareResubmission(u.uniqueId, 'another-task', T(3))).toBe(false);
+    expect(await env.store.prepareResubmission(u.uniqueId, 'task-old', T(3))).toBe(true);
+    const reset = await env.reader.get(u.uniqueId);
+    expect(reset).toMatchObject({ status: 'submitting', previousTaskIds: ['task-old'], resubmissions: 1 });
+    expect(reset?.taskId).toBeUndefined();
+    expect(reset?.responseJson).toBeUndefined();
+    // A late (even newer) callback of the old task changes nothing; the new task's apply.
+    expect(await env.store.applyCallback(errorOf('task-old', 9, 'error'), T(9))).toBe('stale');
+    expect(await env.store.startSubmission(u, 'c2', T(10))).toBe('started');
+    await env.store.recordSubmitted(u.uniqueId, submitted('task-new'), T(11));
+    expect(await env.store.applyCallback({ ...errorOf('task-new', 12, 'completed'), order: `${T(12)}#1#000000#${T(12)}#k12` }, T(12))).toBe('applied');
+    expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'completed', taskId: 'task-new', previousTaskIds: ['task-old'] });
+  });
+
   it('records a cancel in the order of Scale’s own times', async () => {
     const u = upload();
     await env.store.startSubmission(u, 'c', T(0));
