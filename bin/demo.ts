@@ -122,6 +122,9 @@ async function tour(): Promise<number> {
       // The task events downstream jobs get, from the bus's file (the stream's pipe may be a moment behind).
       const statuses = await eventsOf(info.eventsFile, record?.uniqueId);
       console.log(`    events: ${statuses.length > 0 ? statuses.join(' → ') : 'none yet'}`);
+      for (const file of record?.resultFiles ?? []) {
+        console.log(`    result file: ${file.key ? `s3://${file.bucket}/${file.key} (${file.bytes} bytes, sha256 ${file.sha256?.slice(0, 12)}…)` : `not copied: ${file.error}`}`);
+      }
     }
     const unfinished = uploads.filter((u) => u.last !== 'completed');
     if (unfinished.length === 0) {

@@ -17,18 +17,19 @@ export type FunctionName = keyof typeof FUNCTION_ENTRIES;
 /**
  * Each function's timeout in seconds: the stack deploys with it and the local function runner enforces it.
  * create-task: Scale calls get a 30 s retry budget; S3, DynamoDB and the secrets need a little on top.
- * callback: reads a stored callback (up to 10 MB) and updates the record, off Scale's request.
+ * callback: reads a stored callback (up to 10 MB), copies its result files (60 s each), updates the record, off
+ *   Scale's request; 1 GB holds a result file of up to maxResultFileBytes while it is hashed and stored.
  * callback-auth: checks a header and a signature while Scale waits (its timeout is not documented).
  * task-events: turns a batch of stream records into events; pure computation.
  * reconcile: pages through Scale's tasks of the look-back and the stuck uploads; bounded by its own deadline.
  */
-export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 30, 'callback-auth': 10, 'task-events': 30, reconcile: 300 };
+export const FUNCTION_TIMEOUT_SECONDS: Record<FunctionName, number> = { 'create-task': 60, callback: 300, 'callback-auth': 10, 'task-events': 30, reconcile: 300 };
 
 /**
  * Each function's memory in MB (Lambda gives CPU in proportion). create-task parses .sfs headers of up to
  * `maxHeaderBytes` (8 MiB): a hostile one of millions of tiny objects needs ~300 MB and a second or two of CPU.
  */
-export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task': 1024, callback: 512, 'callback-auth': 512, 'task-events': 512, reconcile: 512 };
+export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task': 1024, callback: 1024, 'callback-auth': 512, 'task-events': 512, reconcile: 512 };
 
 /**
  * How every function is bundled: ESM, minified, with source maps, the SDK bundled in (pinned, not the runtime's).

@@ -7,13 +7,20 @@ import { SqsDestination } from 'aws-cdk-lib/aws-s3-notifications';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth.js';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { PipelineConfig } from '../lambdas/core/shared/config.js';
 import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
+
+/** Where result files are copied: `results/<uniqueId>/…` in the results bucket. */
+const RESULT_FILES_PREFIX = 'results/';
 import { PipelineFunction } from './pipeline-function.js';
 
 export interface CallbackProcessingProps {
+  config: PipelineConfig;
   table: ITableV2;
   results: IBucket;
-  maxReceiveCount: number;
+  /** Secure Result URLs (result files on Scale's own hosts) need the API key. */
+  scaleApiKey: ISecret;
 }
 
 /**
@@ -27,14 +34,25 @@ export class CallbackProcessing extends Construct {
 
   constructor(scope: Construct, id: string, props: CallbackProcessingProps) {
     super(scope, id);
+    const { config } = props;
     const timeout = Duration.seconds(FUNCTION_TIMEOUT_SECONDS.callback);
     this.function = new PipelineFunction(this, 'Callback', {
       name: 'callback',
-      description: 'Applies stored Scale callbacks to the task records',
+      description: 'Applies stored Scale callbacks to the task records and copies their result files home',
       timeout,
-    }).bindTable(props.table);
-    // Reads the stored bodies; writes nothing to S3.
+      environment: {
+        RESULTS_BUCKET: props.results.bucketName,
+        MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+        RESULT_FILE_HOSTS: JSON.stringify(config.resultFileHosts),
+        RESULT_FILES_ALLOW_HTTP: String(config.resultFilesAllowHttp),
+        MAX_RESULT_FILE_BYTES: String(config.maxResultFileBytes),
+      },
+    })
+      .bindTable(props.table)
+      .bindSecret(props.scaleApiKey, 'SCALE_API_KEY_SECRET_ID');
+    // Reads the stored bodies; writes result files under results/, nowhere else.
     this.function.addToRolePolicy(new PolicyStatement({ actions: ['s3:GetObject'], resources: [props.results.arnForObjects(`${CALLBACK_ARCHIVE_PREFIX}*`)] }));
+    this.function.addToRolePolicy(new PolicyStatement({ actions: ['s3:PutObject'], resources: [props.results.arnForObjects(`${RESULT_FILES_PREFIX}*`)] }));
 
     this.deadLetterQueue = new Queue(this, 'DeadLetters', { encryption: QueueEncryption.SQS_MANAGED, enforceSSL: true, retentionPeriod: Duration.days(14) });
     this.queue = new Queue(this, 'Stored', {
@@ -42,7 +60,7 @@ export class CallbackProcessing extends Construct {
       enforceSSL: true,
       visibilityTimeout: Duration.seconds(timeout.toSeconds() * 6),
       retentionPeriod: Duration.days(14),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: props.maxReceiveCount },
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: config.maxReceiveCount },
     });
     props.results.addEventNotification(EventType.OBJECT_CREATED, new SqsDestination(this.queue), { prefix: CALLBACK_ARCHIVE_PREFIX });
     this.function.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, maxBatchingWindow: Duration.seconds(1), reportBatchItemFailures: true }));

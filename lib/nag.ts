@@ -41,6 +41,7 @@ export function acknowledgeFindings({ stack, ingest, creation, callbacks, proces
     acknowledge(fn, 'AwsSolutions-IAM5[Resource::*]', 'X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords take no narrower resource.');
   }
   acknowledge(creation.function, objectsFinding(ingest.bucket, '*'), 'Reads any uploaded scene (HEAD, ranged GET, presigned GET): uploads have arbitrary keys.');
+  acknowledge(processing.function, objectsFinding(results, 'results/*'), 'Copies each result file to its own key below results/<uniqueId>/; the prefix is as narrow as it gets.');
   acknowledge(processing.function, objectsFinding(results, 'callbacks/*'), 'Reads the callbacks API Gateway stored, each under its own key below callbacks/; the prefix is as narrow as it gets.');
   acknowledge(reconciler.function, objectsFinding(results, 'callbacks/*'), "Hands reconciled states to the callback path under callbacks/<ref>/; the prefix is as narrow as it gets.");
   acknowledge(callbacks.storeRole, objectsFinding(results, 'callbacks/*'), 'API Gateway stores each callback under its own key (callbacks/<ref>/<request id>.json); the prefix is as narrow as it gets.');

@@ -49,7 +49,7 @@ export class PipelineStack extends Stack {
       signingKey: secrets.signingKey,
       wafRateLimit: config.callbackWafRateLimit,
     });
-    const processing = new CallbackProcessing(this, 'CallbackProcessing', { table: store.table, results, maxReceiveCount: config.maxReceiveCount });
+    const processing = new CallbackProcessing(this, 'CallbackProcessing', { config, table: store.table, results, scaleApiKey: secrets.scaleApiKey });
     this.taskEvents = new TaskEvents(this, 'TaskEvents', { table: store.table, archiveRetentionDays: config.eventArchiveRetentionDays });
     const reconciler = new Reconciler(this, 'Reconciler', { config, table: store.table, results, ingestQueue: ingest.queue, scaleApiKey: secrets.scaleApiKey });
     const creation = new TaskCreation(this, 'TaskCreation', {

@@ -96,7 +96,8 @@ export function readCdkJsonConfig(): PipelineConfig {
 
 /** Starts the whole pipeline on 127.0.0.1 and free ports; nothing reaches AWS or Scale. */
 export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
-  const config = { ...readCdkJsonConfig(), ...options.config };
+  // The simulator serves result files over http on loopback: the only host and scheme allowed here.
+  const config = { ...readCdkJsonConfig(), resultFileHosts: ['127.0.0.1'], resultFilesAllowHttp: true, ...options.config };
   const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'scale-sfs-local-')));
   await mkdir(workDir, { recursive: true });
   const logs = options.logs ?? process.stderr;
@@ -178,7 +179,15 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
         MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
         CANCEL_ON_DELETE: String(config.cancelOnDelete),
       },
-      callback: { TASKS_TABLE },
+      callback: {
+        TASKS_TABLE,
+        RESULTS_BUCKET,
+        MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
+        SCALE_API_KEY_SECRET_ID: SECRET_IDS.apiKey,
+        RESULT_FILE_HOSTS: JSON.stringify(config.resultFileHosts),
+        RESULT_FILES_ALLOW_HTTP: String(config.resultFilesAllowHttp),
+        MAX_RESULT_FILE_BYTES: String(config.maxResultFileBytes),
+      },
       'callback-auth': { CALLBACK_AUTH_SECRET_ID: SECRET_IDS.callbackAuth, CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing },
       // Pure computation: nothing of its own.
       'task-events': {},

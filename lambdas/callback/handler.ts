@@ -1,9 +1,11 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { applyCallback } from '../core/callbacks/apply-callback.js';
 import { uniqueIdOfCallbackKey } from '../core/callbacks/callback-auth.js';
+import { copyResultFiles as copyFiles, type ResultFilePolicy, type ResultFileStore } from '../core/callbacks/result-files.js';
+import { readSecret } from '../core/shared/secrets.js';
 import { requireEnv } from '../core/shared/config.js';
 import { documentClient, DynamoTaskStore } from '../core/tasks/dynamo-task-store.js';
 import { describeFailure } from '../core/shared/failures.js';
@@ -12,7 +14,24 @@ import { changesInMessage } from '../core/scenes/s3-event.js';
 import { MAX_CALLBACK_BYTES, S3StoredCallbacks } from '../core/callbacks/stored-callbacks.js';
 
 const store = new DynamoTaskStore(documentClient(new DynamoDBClient({})), requireEnv('TASKS_TABLE'));
-const callbacks = new S3StoredCallbacks(new S3Client({}));
+const s3 = new S3Client({});
+const callbacks = new S3StoredCallbacks(s3);
+const resultsBucket = requireEnv('RESULTS_BUCKET');
+const maxReceiveCount = Number(requireEnv('MAX_RECEIVE_COUNT'));
+const apiKeySecret = requireEnv('SCALE_API_KEY_SECRET_ID');
+const policy: ResultFilePolicy = {
+  hosts: JSON.parse(requireEnv('RESULT_FILE_HOSTS')) as string[],
+  allowHttp: requireEnv('RESULT_FILES_ALLOW_HTTP') === 'true',
+  maxBytes: Number(requireEnv('MAX_RESULT_FILE_BYTES')),
+  scaleHosts: ['api.scale.com'],
+  timeoutMs: 60_000,
+};
+const resultFiles: ResultFileStore = {
+  put: async (key, body, contentType) => {
+    await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: body, ContentType: contentType }));
+    return { bucket: resultsBucket, key };
+  },
+};
 const processor = new BatchProcessor(EventType.SQS);
 
 /**
@@ -36,7 +55,10 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       logger.error('stored callback missing or larger than API Gateway allows; refused', { ...where, size, callbackRefusal: 'body' });
       continue;
     }
-    const outcome = await applyCallback({ uniqueId, rawBody, archive: { bucket, key }, arrivedAt: eventTime ?? new Date().toISOString() }, { store });
+    const lastAttempt = (Number(record.attributes.ApproximateReceiveCount) || 1) >= maxReceiveCount;
+    const copyResultFiles = (id: string, urls: string[]) =>
+      copyFiles(id, urls, { policy, store: resultFiles, lastAttempt, apiKey: () => readSecret(apiKeySecret, 'the Scale API key') });
+    const outcome = await applyCallback({ uniqueId, rawBody, archive: { bucket, key }, arrivedAt: eventTime ?? new Date().toISOString() }, { store, copyResultFiles });
     if (outcome.kind === 'invalid') logger.error('callback body refused', { ...where, callbackRefusal: 'body', reason: outcome.message });
     else logger.info(`callback ${outcome.kind}`, { ...where, ...outcome });
   }

@@ -49,6 +49,8 @@ export interface TaskRecord {
   callbacks: CallbackDelivery[];
   /** True once the simulator has nothing more to do for this task (downloads, waits and callbacks are over). */
   settled: boolean;
+  /** Result files of a completed task, by name: served at GET /results/<task_id>/<name>, as Scale's results bucket does. */
+  resultFiles?: Record<string, Buffer>;
 }
 
 export interface LifecycleContext {
@@ -61,6 +63,8 @@ export interface LifecycleContext {
   sleep: (ms: number) => Promise<void>;
   /** Whether the next callback is dropped (dropCallbacks, decided by the simulator's seeded random). */
   dropCallback: () => boolean;
+  /** Where a result file of a task is served. */
+  resultFileUrl: (taskId: string, name: string) => string;
 }
 
 export function newTask(request: CreateMultistageTaskRequest, taskId: string, now: string, isTest: boolean): SimTask {
@@ -132,7 +136,14 @@ export async function runTask(record: TaskRecord, ctx: LifecycleContext): Promis
   task.status = 'completed';
   const completedAt = ctx.now();
   task.completed_at = task.updated_at = completedAt;
-  task.response = { annotations: { cuboids: facts.frames * 3, sensors_labeled: facts.sensors }, frames: facts.frames, bytes_read: facts.bytes };
+  // Like Scale's lidar work: the annotations are a file the response points at.
+  const cuboids = Array.from({ length: facts.frames * 3 }, (_, i) => ({ id: i, frame: Math.floor(i / 3), label: 'car' }));
+  record.resultFiles = { 'annotations.json': Buffer.from(JSON.stringify({ task_id: task.task_id, cuboids })) };
+  task.response = {
+    annotations: { url: ctx.resultFileUrl(task.task_id, 'annotations.json'), cuboids: facts.frames * 3, sensors_labeled: facts.sensors },
+    frames: facts.frames,
+    bytes_read: facts.bytes,
+  };
   const config = ctx.config();
 
   // With equalTimestamps the audit or recall carries the completion's very updated_at: a receiver ordering

@@ -101,6 +101,14 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     const url = new URL(req.url ?? '/', 'http://simulator');
     const path = url.pathname.replace(/^\/v1(?=\/_simulator\/)/, '');
     if (path.startsWith('/_simulator/')) return control(req, res, path);
+    const resultFile = /^\/results\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && resultFile) {
+      // Public result files, as in Scale's results bucket: no key needed.
+      const body = records.get(decodeURIComponent(resultFile[1]!))?.resultFiles?.[decodeURIComponent(resultFile[2]!)];
+      if (!body) throw new HttpError(404, `No such result file: ${url.pathname}`);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(body.length) }).end(body);
+      return;
+    }
     if (!url.pathname.startsWith('/v1/')) throw new HttpError(404, `No such route: ${req.method} ${url.pathname}`);
     const route = `${req.method} ${url.pathname.slice(3)}`;
     counters.total++;
@@ -189,7 +197,7 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     workStoppers.set(task.task_id, stopper);
     const signal = AbortSignal.any([shutdown.signal, stopper.signal]);
     const dropCallback = () => config.dropCallbacks > 0 && random() < config.dropCallbacks;
-    const work = runTask(record, { config: () => config, callbackAuthKey: options.callbackAuthKey, now, signal, sleep: (ms) => sleep(ms, signal), dropCallback })
+    const work = runTask(record, { config: () => config, callbackAuthKey: options.callbackAuthKey, now, signal, sleep: (ms) => sleep(ms, signal), dropCallback, resultFileUrl: (taskId, name) => `${origin}/results/${encodeURIComponent(taskId)}/${encodeURIComponent(name)}` })
       .then(() => {
         if (task.status === 'error' && request.clear_unique_id_on_error && request.unique_id) byUniqueId.delete(request.unique_id);
       })

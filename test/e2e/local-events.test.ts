@@ -1,3 +1,5 @@
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +35,7 @@ type BusEvent = { source: string; 'detail-type': string; detail: Record<string, 
 const eventsIn = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as BusEvent);
 
 describe('local pipeline: task events', () => {
-  it('gives each upload one event per status change, in order, in the published contract', async () => {
+  it('gives each upload one event per status change, in order, in the published contract, with its result files', async () => {
     const good = await c.put('events/good.sfs', encodeSfsToBuffer(buildSampleScene()));
     const empty = await c.put('events/empty.sfs', '');
     expect(await c.settled(good.uniqueId)).toMatchObject({ status: 'completed' });
@@ -51,6 +53,17 @@ describe('local pipeline: task events', () => {
       expect(TaskEventDetailSchema.safeParse(event.detail).success).toBe(true);
     }
     expect(goodEvents[2]!.detail).toMatchObject({ bucket: 'scenes', key: 'events/good.sfs', versionId: good.versionId, response: { inline: expect.objectContaining({ frames: expect.any(Number) }) } });
+
+    // The completed response's result file, brought home before the completed event: listed on the record and
+    // in the event, stored with the sha256 of what Scale serves.
+    const record = await c.reader.get(good.uniqueId);
+    const [file] = record!.resultFiles!;
+    expect(file).toMatchObject({ bucket: 'results', key: `results/${good.uniqueId}/00-annotations.json`, sourceUrl: expect.stringContaining('/annotations.json') });
+    const served = Buffer.from(await (await fetch(file!.sourceUrl)).arrayBuffer());
+    const stored = Buffer.from(await (await c.s3.send(new GetObjectCommand({ Bucket: 'results', Key: file!.key }))).Body!.transformToByteArray());
+    expect(stored.equals(served)).toBe(true);
+    expect(file).toMatchObject({ bytes: served.length, sha256: createHash('sha256').update(served).digest('hex') });
+    expect(goodEvents[2]!.detail.resultFiles).toEqual(record!.resultFiles);
 
     const emptyEvents = await forUpload(empty.uniqueId, 2);
     expect(emptyEvents.map((e) => e.detail.status)).toEqual(['submitting', 'rejected']);

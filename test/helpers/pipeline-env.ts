@@ -54,6 +54,9 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
     MAX_RECEIVE_COUNT: '5',
     CANCEL_ON_DELETE: 'true',
+    RESULT_FILE_HOSTS: '["127.0.0.1"]',
+    RESULT_FILES_ALLOW_HTTP: 'true',
+    MAX_RESULT_FILE_BYTES: String(1024 * 1024),
   });
   const s3Client = new S3Client({});
   const dynamoClient = new DynamoDBClient({});

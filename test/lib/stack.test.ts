@@ -86,7 +86,7 @@ describe('functions', () => {
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: Match.anyValue() });
     // create-task gets the memory (and so the CPU) to parse an 8 MiB header of millions of tiny objects.
     expect(functionNamed('create-task')[1].Properties).toMatchObject({ MemorySize: 1024, Timeout: 60 });
-    expect(functionNamed('callback')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 30 });
+    expect(functionNamed('callback')[1].Properties).toMatchObject({ MemorySize: 1024, Timeout: 300 });
     expect(functionNamed('callback-auth')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 10 });
     expect(functionNamed('task-events')[1].Properties).toMatchObject({ MemorySize: 512, Timeout: 30 });
   });
@@ -120,7 +120,14 @@ describe('functions', () => {
       's3:ListBucket on GetAtt:IngestScenes,',
       consume('IngestUploads'),
     ]);
-    expect(readable('callback')).toEqual([xray, items, 's3:GetObject on Join:,GetAtt:Results,,/callbacks/*', consume('CallbackProcessingStored')]);
+    expect(readable('callback')).toEqual([
+      xray,
+      items,
+      secret('SecretsScaleApiKey'),
+      's3:GetObject on Join:,GetAtt:Results,,/callbacks/*',
+      's3:PutObject on Join:,GetAtt:Results,,/results/*',
+      consume('CallbackProcessingStored'),
+    ]);
     expect(readable('callback-auth')).toEqual([xray, secret('SecretsScaleCallbackAuthKey'), secret('SecretsCallbackSigningKey')]);
     // Pure computation: nothing but its logs and traces.
     expect(readable('task-events')).toEqual([xray]);

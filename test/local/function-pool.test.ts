@@ -103,7 +103,7 @@ describe('FunctionPool timeouts', () => {
   it("defaults to the stack's timeouts, and refuses a function it knows no timeout for", () => {
     const sink = logSink();
     expect(new FunctionPool('create-task', bundle, {}, 1, sink).timeoutSeconds).toBe(60);
-    expect(new FunctionPool('callback', bundle, {}, 1, sink).timeoutSeconds).toBe(30);
+    expect(new FunctionPool('callback', bundle, {}, 1, sink).timeoutSeconds).toBe(300);
     expect(new FunctionPool('callback-auth', bundle, {}, 1, sink).timeoutSeconds).toBe(10);
     expect(new FunctionPool('callback', bundle, {}, 1, sink, { timeoutSeconds: 3 }).timeoutSeconds).toBe(3);
     expect(() => new FunctionPool('probe', bundle, {}, 1, sink)).toThrow(/timeoutSeconds/);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as z from 'zod/mini';
 import { checkAgainst, quote, summarizeProblems } from '../shared/validation.js';
+import { findResultFileUrls, type ResultFile } from './result-files.js';
 import { ScaleTaskSchema } from '../scale/schemas.js';
 import { SCALE_TASK_STATUSES, TaskRecordSchema, type ScaleTaskStatus } from '../tasks/task-record.js';
 import type { CallbackUpdate, TaskStore } from '../tasks/task-store.js';
@@ -36,6 +37,8 @@ export interface StoredCallback {
 
 export interface ApplyCallbackDeps {
   store: TaskStore;
+  /** Copies the result files a completed response references (see result-files.ts); throws what should be retried. */
+  copyResultFiles?: (uniqueId: string, urls: string[]) => Promise<ResultFile[]>;
   now?: () => Date;
   inlineLimitBytes?: number;
 }
@@ -94,6 +97,8 @@ export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackD
   const source = checkAgainst(SourceMetadataSchema, (task.metadata as { source?: unknown } | null | undefined)?.source);
   const sceneFormat = task.params?.scene_format === 'split_base64' ? 'split_base64' : 'sensor_fusion';
 
+  const urls = status === 'completed' && deps.copyResultFiles ? findResultFileUrls(response) : [];
+  const resultFiles = urls.length > 0 ? await deps.copyResultFiles!(uniqueId, urls) : undefined;
   const update: CallbackUpdate = {
     uniqueId,
     taskId: task.task_id,
@@ -104,6 +109,7 @@ export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackD
     ...(status === 'completed' ? { completedAt: isoTime(task.completed_at) ?? scaleUpdatedAt } : {}),
     ...(responseJson === undefined ? {} : inline ? { responseJson } : { responseRef: archive }),
     archive,
+    ...(resultFiles ? { resultFiles } : {}),
     source: source.ok
       ? { ...source.value, sceneFormat, ...(typeof task.project === 'string' ? { project: task.project } : {}) }
       : { bucket: '(unknown: task metadata has no source)', key: '(unknown)', sceneFormat },

@@ -33,6 +33,8 @@ export const TaskEventDetailSchema = z.object({
   sceneFormat: z.enum(['sensor_fusion', 'split_base64']),
   /** Scale's response: inline when small, else where it is stored (the callback body's `response` field). */
   response: z.optional(z.union([z.object({ inline: z.unknown() }), z.object({ ref: S3Pointer })])),
+  /** The completed response's result files, copied into the results bucket (or why not). */
+  resultFiles: z.optional(z.array(z.object({ sourceUrl: z.string(), bucket: z.optional(z.string()), key: z.optional(z.string()), bytes: z.optional(z.number()), sha256: z.optional(z.string()), error: z.optional(z.string()) }))),
   /** Why: rejected/canceled (reason), create_failed (scaleError), failed (lastError). */
   reason: z.optional(z.string()),
   scaleError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
@@ -57,6 +59,7 @@ export function taskEventFrom(before: TaskRecord | undefined, after: TaskRecord 
     key: after.key,
     sceneFormat: after.sceneFormat,
     ...responseOf(after),
+    ...(after.status === 'completed' && after.resultFiles ? { resultFiles: after.resultFiles } : {}),
     time: after.updatedAt,
   } as TaskEventDetail;
 }

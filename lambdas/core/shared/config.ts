@@ -85,6 +85,16 @@ export const PipelineConfigSchema = z.strictObject({
   removalPolicy: z._default(z.enum(['retain', 'destroy']), 'retain'),
   /** Optional WAF rule: requests per 5 minutes one IP may send to the callback API (WAF has a monthly cost). */
   callbackWafRateLimit: z.optional(z.int().check(z.gte(10, 'must be at least 10 (WAF minimum)'), z.lte(2_000_000_000))),
+  /** Hosts result files may be copied from: Scale's results bucket and API (Secure Result URLs), nothing else. */
+  resultFileHosts: z._default(z.array(z.string().check(z.regex(/^[a-z0-9.-]+$/i, 'must be a host name'))), [
+    'scaleapi-results.s3.amazonaws.com',
+    'scaleapi-results.s3.us-west-2.amazonaws.com',
+    'api.scale.com',
+  ]),
+  /** Plain http for result files: only for a local stand-in; https otherwise. */
+  resultFilesAllowHttp: z._default(z.boolean(), false),
+  /** The largest result file copied (bigger ones are listed with the reason). */
+  maxResultFileBytes: z._default(z.int().check(z.gte(1024), z.lte(1024 * 1024 * 1024)), 256 * 1024 * 1024),
   /** How often the reconciler asks Scale what changed. */
   reconcileEveryMinutes: z._default(z.int().check(z.gte(1), z.lte(1440)), 15),
   /** Uploads still `submitting` after this long are looked up at Scale (and resubmitted when it has no task). */

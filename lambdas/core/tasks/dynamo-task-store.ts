@@ -182,6 +182,7 @@ export class DynamoTaskStore implements TaskStore {
     expr.setOrRemove('completedAt', update.completedAt);
     expr.setOrRemove('responseJson', update.responseJson);
     expr.setOrRemove('responseRef', update.responseRef);
+    if (update.resultFiles) expr.set('resultFiles', update.resultFiles);
     expr.set('callbackOrder', update.order);
     expr.set('callbackDigest', update.digest);
     expr.add('callbackCount', 1);

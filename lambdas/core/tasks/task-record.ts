@@ -61,6 +61,10 @@ export const TaskRecordSchema = z.object({
   lastError: z.optional(z.string()),
   /** Scale refused to cancel the task of a deleted object (e.g. already completed). */
   cancelError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
+  /** Result files the completed response referenced: copied into the results bucket (with size and digest), or why not. */
+  resultFiles: z.optional(
+    z.array(z.object({ sourceUrl: z.string(), bucket: z.optional(z.string()), key: z.optional(z.string()), bytes: z.optional(z.number()), sha256: z.optional(z.string()), error: z.optional(z.string()) })),
+  ),
   /** Tasks this upload had before, each ended in a transient `error` and resubmitted (oldest first), and how many. */
   previousTaskIds: z.optional(z.array(z.string())),
   resubmissions: z.optional(z.number()),

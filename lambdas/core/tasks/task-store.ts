@@ -43,6 +43,8 @@ export interface CallbackUpdate {
   responseJson?: string;
   responseRef?: { bucket: string; key: string };
   archive: { bucket: string; key: string };
+  /** The completed response's result files, copied before the state is applied (so its event lists them). */
+  resultFiles?: TaskRecord['resultFiles'];
   /** Used only when no record exists yet (the create-side record was lost). */
   source: Omit<SceneSource, 'uniqueId'> & { project?: string; frameCount?: number };
 }

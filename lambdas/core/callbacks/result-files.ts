@@ -1,0 +1,126 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+
+/** A result file Scale's response referenced: where it was copied (with its size and digest), or why not. */
+export interface ResultFile {
+  sourceUrl: string;
+  bucket?: string;
+  key?: string;
+  bytes?: number;
+  sha256?: string;
+  /** Why it was not copied (refused by policy, too large, not found…). */
+  error?: string;
+}
+
+export interface ResultFilePolicy {
+  /** Hosts files may be fetched from (exact names); anything else is refused, so a response cannot make us fetch anywhere. */
+  hosts: string[];
+  /** Plain http is refused unless this is set (the local pipeline's simulator serves http on loopback). */
+  allowHttp: boolean;
+  maxBytes: number;
+  /** Hosts that get Scale's API key (Secure Result URLs need it); no other host ever sees it. */
+  scaleHosts: string[];
+  timeoutMs: number;
+}
+
+/** Where copies go. */
+export interface ResultFileStore {
+  put(key: string, body: Uint8Array, contentType: string): Promise<{ bucket: string; key: string }>;
+}
+
+/** A failure worth retrying (network, timeout, 5xx): the callback's message comes back unless it is the last try. */
+export class TransientResultFileError extends Error {
+  override readonly name = 'TransientResultFileError';
+}
+
+/** The http(s) URLs in a response, found by a bounded walk (depth, nodes, count): a hostile response costs little. */
+export function findResultFileUrls(response: unknown, limit = 20): string[] {
+  const found = new Set<string>();
+  const stack: Array<{ value: unknown; depth: number }> = [{ value: response, depth: 0 }];
+  for (let nodes = 0; stack.length > 0 && nodes < 20_000 && found.size < limit; nodes++) {
+    const { value, depth } = stack.pop()!;
+    if (typeof value === 'string') {
+      if (/^https?:\/\/[^\s]+$/i.test(value) && value.length <= 2_048) found.add(value);
+    } else if (value !== null && typeof value === 'object' && depth < 16) {
+      for (const child of Object.values(value as Record<string, unknown>)) stack.push({ value: child, depth: depth + 1 });
+    }
+  }
+  return [...found];
+}
+
+export interface CopyDeps {
+  policy: ResultFilePolicy;
+  store: ResultFileStore;
+  apiKey?: () => Promise<string>;
+  /** The last try: transient failures are then recorded instead of thrown, so the result itself is not lost. */
+  lastAttempt: boolean;
+  fetchImpl?: typeof fetch;
+}
+
+/** Copies each file to `results/<uniqueId>/…`; refusals and permanent failures are listed, transient ones thrown. */
+export async function copyResultFiles(uniqueId: string, urls: string[], deps: CopyDeps): Promise<ResultFile[]> {
+  const files: ResultFile[] = [];
+  for (const [i, sourceUrl] of urls.entries()) {
+    const refusal = refusalOf(sourceUrl, deps.policy);
+    if (refusal) {
+      files.push({ sourceUrl, error: refusal });
+      continue;
+    }
+    try {
+      files.push({ sourceUrl, ...(await copyOne(uniqueId, i, sourceUrl, deps)) });
+    } catch (err) {
+      if (err instanceof TransientResultFileError && !deps.lastAttempt) throw err;
+      files.push({ sourceUrl, error: (err as Error).message.slice(0, 300) });
+    }
+  }
+  return files;
+}
+
+function refusalOf(sourceUrl: string, policy: ResultFilePolicy): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(sourceUrl);
+  } catch {
+    return 'not a URL';
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && policy.allowHttp)) return `refused: ${url.protocol} (only https)`;
+  if (!policy.hosts.includes(url.hostname)) return `refused: host ${url.hostname} is not in resultFileHosts`;
+  return undefined;
+}
+
+async function copyOne(uniqueId: string, index: number, sourceUrl: string, deps: CopyDeps): Promise<Omit<ResultFile, 'sourceUrl'>> {
+  const url = new URL(sourceUrl);
+  const headers: Record<string, string> = {};
+  // The key goes to Scale's own hosts only, and only when it is available.
+  if (deps.apiKey && deps.policy.scaleHosts.includes(url.hostname)) headers.authorization = `Basic ${Buffer.from(`${await deps.apiKey()}:`).toString('base64')}`;
+  let response: Response;
+  try {
+    response = await (deps.fetchImpl ?? fetch)(url, { headers, redirect: 'error', signal: AbortSignal.timeout(deps.policy.timeoutMs) });
+  } catch (err) {
+    throw new TransientResultFileError(`fetching failed: ${(err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message}`);
+  }
+  if (response.status >= 500 || response.status === 429) {
+    await response.body?.cancel();
+    throw new TransientResultFileError(`fetching answered ${response.status}`);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new Error(`fetching answered ${response.status}`);
+  }
+  const declared = Number(response.headers.get('content-length') ?? NaN);
+  if (declared > deps.policy.maxBytes) {
+    await response.body?.cancel();
+    throw new Error(`${declared} bytes; at most ${deps.policy.maxBytes} are copied`);
+  }
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const chunk of response.body ?? []) {
+    bytes += chunk.length;
+    if (bytes > deps.policy.maxBytes) throw new Error(`more than ${deps.policy.maxBytes} bytes; not copied`);
+    chunks.push(chunk);
+  }
+  const body = Buffer.concat(chunks);
+  const name = posix.basename(url.pathname).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100) || 'file';
+  const stored = await deps.store.put(`results/${uniqueId}/${String(index).padStart(2, '0')}-${name}`, body, response.headers.get('content-type') ?? 'application/octet-stream');
+  return { ...stored, bytes, sha256: createHash('sha256').update(body).digest('hex') };
+}
