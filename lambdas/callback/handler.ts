@@ -33,6 +33,8 @@ const resultFiles: ResultFileStore = {
   },
 };
 const processor = new BatchProcessor(EventType.SQS);
+/** Copying ends by then, with time left to record the state (one invocation at a time per instance). */
+let deadline = Infinity;
 
 /**
  * Applies the callbacks API Gateway stored (after the authorizer let them in): one S3 notification per stored
@@ -56,8 +58,8 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       continue;
     }
     const lastAttempt = (Number(record.attributes.ApproximateReceiveCount) || 1) >= maxReceiveCount;
-    const copyResultFiles = (id: string, urls: string[]) =>
-      copyFiles(id, urls, { policy, store: resultFiles, lastAttempt, apiKey: () => readSecret(apiKeySecret, 'the Scale API key') });
+    const copyResultFiles = (id: string, urls: string[], version: string) =>
+      copyFiles(id, urls, { policy, store: resultFiles, lastAttempt, version, deadline, apiKey: () => readSecret(apiKeySecret, 'the Scale API key') });
     const outcome = await applyCallback({ uniqueId, rawBody, archive: { bucket, key }, arrivedAt: eventTime ?? new Date().toISOString() }, { store, copyResultFiles });
     if (outcome.kind === 'invalid') logger.error('callback body refused', { ...where, callbackRefusal: 'body', reason: outcome.message });
     else logger.info(`callback ${outcome.kind}`, { ...where, ...outcome });
@@ -66,6 +68,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   logger.addContext(context);
+  deadline = Date.now() + context.getRemainingTimeInMillis() - 20_000;
   return processPartialResponse(
     event,
     async (record: SQSRecord) =>
@@ -74,6 +77,7 @@ export const handler = async (event: SQSEvent, context: Context): Promise<SQSBat
         throw err;
       }),
     processor,
-    { context, throwOnFullBatchFailure: false },
+    // One record at a time: each may hold a result file of up to maxResultFileBytes in memory.
+    { context, throwOnFullBatchFailure: false, processInParallel: false },
   );
 };

@@ -15,6 +15,6 @@ describe('npm start', () => {
     // Each scene's task events, as downstream jobs get them from the bus.
     expect(stdout.match(/events: submitting → pending → completed/g)).toHaveLength(4);
     // Each completed task's result file, brought home into the results bucket.
-    expect(stdout.match(/result file: s3:\/\/results\/results\/sfs-[0-9a-f]{40}\/00-annotations\.json \(\d+ bytes, sha256 [0-9a-f]{12}…\)/g)).toHaveLength(4);
+    expect(stdout.match(/result file: s3:\/\/results\/results\/sfs-[0-9a-f]{40}\/[0-9a-f]{16}\/00-annotations\.json \(\d+ bytes, sha256 [0-9a-f]{12}…\)/g)).toHaveLength(4);
   }, 120_000);
 });

@@ -58,7 +58,7 @@ describe('local pipeline: task events', () => {
     // in the event, stored with the sha256 of what Scale serves.
     const record = await c.reader.get(good.uniqueId);
     const [file] = record!.resultFiles!;
-    expect(file).toMatchObject({ bucket: 'results', key: `results/${good.uniqueId}/00-annotations.json`, sourceUrl: expect.stringContaining('/annotations.json') });
+    expect(file).toMatchObject({ bucket: 'results', key: expect.stringMatching(new RegExp(`^results/${good.uniqueId}/[0-9a-f]{16}/00-annotations\\.json$`)), sourceUrl: expect.stringContaining('/annotations.json') });
     const served = Buffer.from(await (await fetch(file!.sourceUrl)).arrayBuffer());
     const stored = Buffer.from(await (await c.s3.send(new GetObjectCommand({ Bucket: 'results', Key: file!.key }))).Body!.transformToByteArray());
     expect(stored.equals(served)).toBe(true);

@@ -38,7 +38,7 @@ export interface StoredCallback {
 export interface ApplyCallbackDeps {
   store: TaskStore;
   /** Copies the result files a completed response references (see result-files.ts); throws what should be retried. */
-  copyResultFiles?: (uniqueId: string, urls: string[]) => Promise<ResultFile[]>;
+  copyResultFiles?: (uniqueId: string, urls: string[], version: string) => Promise<ResultFile[]>;
   now?: () => Date;
   inlineLimitBytes?: number;
 }
@@ -97,15 +97,17 @@ export async function applyCallback(stored: StoredCallback, deps: ApplyCallbackD
   const source = checkAgainst(SourceMetadataSchema, (task.metadata as { source?: unknown } | null | undefined)?.source);
   const sceneFormat = task.params?.scene_format === 'split_base64' ? 'split_base64' : 'sensor_fusion';
 
+  const digest = createHash('sha256').update(rawBody).digest('hex');
   const urls = status === 'completed' && deps.copyResultFiles ? findResultFileUrls(response) : [];
-  const resultFiles = urls.length > 0 ? await deps.copyResultFiles!(uniqueId, urls) : undefined;
+  // Named by this callback's body: copies for another callback (older, newer, stale) never overwrite these.
+  const resultFiles = urls.length > 0 ? await deps.copyResultFiles!(uniqueId, urls, digest.slice(0, 16)) : undefined;
   const update: CallbackUpdate = {
     uniqueId,
     taskId: task.task_id,
     status,
     scaleUpdatedAt,
     order: callbackOrderKey(scaleUpdatedAt, status, stored.arrivedAt, archive.key, Array.isArray(task.audits) ? task.audits.length : 0),
-    digest: createHash('sha256').update(rawBody).digest('hex'),
+    digest,
     ...(status === 'completed' ? { completedAt: isoTime(task.completed_at) ?? scaleUpdatedAt } : {}),
     ...(responseJson === undefined ? {} : inline ? { responseJson } : { responseRef: archive }),
     archive,

@@ -33,16 +33,22 @@ export class TransientResultFileError extends Error {
   override readonly name = 'TransientResultFileError';
 }
 
-/** The http(s) URLs in a response, found by a bounded walk (depth, nodes, count): a hostile response costs little. */
-export function findResultFileUrls(response: unknown, limit = 20): string[] {
+/** At most this many result files are copied (and listed) per callback. */
+export const MAX_RESULT_FILES = 20;
+
+/**
+ * The http(s) URLs in a response, in document order, fragments dropped, found by a bounded walk (depth, nodes,
+ * count, URL length): a hostile response costs little.
+ */
+export function findResultFileUrls(response: unknown, limit = 50): string[] {
   const found = new Set<string>();
-  const stack: Array<{ value: unknown; depth: number }> = [{ value: response, depth: 0 }];
-  for (let nodes = 0; stack.length > 0 && nodes < 20_000 && found.size < limit; nodes++) {
-    const { value, depth } = stack.pop()!;
+  const queue: Array<{ value: unknown; depth: number }> = [{ value: response, depth: 0 }];
+  for (let nodes = 0; nodes < queue.length && nodes < 20_000 && found.size < limit; nodes++) {
+    const { value, depth } = queue[nodes]!;
     if (typeof value === 'string') {
-      if (/^https?:\/\/[^\s]+$/i.test(value) && value.length <= 2_048) found.add(value);
+      if (/^https?:\/\/[^\s]+$/i.test(value) && value.length <= 512) found.add(value.split('#')[0]!);
     } else if (value !== null && typeof value === 'object' && depth < 16) {
-      for (const child of Object.values(value as Record<string, unknown>)) stack.push({ value: child, depth: depth + 1 });
+      for (const child of Object.values(value as Record<string, unknown>)) queue.push({ value: child, depth: depth + 1 });
     }
   }
   return [...found];
@@ -51,22 +57,33 @@ export function findResultFileUrls(response: unknown, limit = 20): string[] {
 export interface CopyDeps {
   policy: ResultFilePolicy;
   store: ResultFileStore;
+  /** Epoch ms by which copying must end (the invocation's time, less a reserve): no file outlives the function. */
+  deadline?: number;
+  /** Names this callback's copies (a digest of its body), so a stale or later callback never overwrites them. */
+  version: string;
   apiKey?: () => Promise<string>;
   /** The last try: transient failures are then recorded instead of thrown, so the result itself is not lost. */
   lastAttempt: boolean;
   fetchImpl?: typeof fetch;
 }
 
-/** Copies each file to `results/<uniqueId>/…`; refusals and permanent failures are listed, transient ones thrown. */
+/**
+ * Copies each allowed file (at most MAX_RESULT_FILES) to `results/<uniqueId>/<version>/…`; refused ones are listed
+ * first-come, failures that will not heal are listed, and ones that may heal are thrown unless this is the last try.
+ */
 export async function copyResultFiles(uniqueId: string, urls: string[], deps: CopyDeps): Promise<ResultFile[]> {
   const files: ResultFile[] = [];
+  let copied = 0;
   for (const [i, sourceUrl] of urls.entries()) {
-    const refusal = refusalOf(sourceUrl, deps.policy);
+    const refusal = refusalOf(sourceUrl, deps.policy) ?? (copied >= MAX_RESULT_FILES ? `not copied: more than ${MAX_RESULT_FILES} result files` : undefined);
     if (refusal) {
-      files.push({ sourceUrl, error: refusal });
+      if (files.length < MAX_RESULT_FILES + 10) files.push({ sourceUrl, error: refusal });
       continue;
     }
+    copied++;
     try {
+      const left = (deps.deadline ?? Infinity) - Date.now();
+      if (left < 1_000) throw new TransientResultFileError('not copied: no time left in this invocation');
       files.push({ sourceUrl, ...(await copyOne(uniqueId, i, sourceUrl, deps)) });
     } catch (err) {
       if (err instanceof TransientResultFileError && !deps.lastAttempt) throw err;
@@ -84,6 +101,7 @@ function refusalOf(sourceUrl: string, policy: ResultFilePolicy): string | undefi
     return 'not a URL';
   }
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && policy.allowHttp)) return `refused: ${url.protocol} (only https)`;
+  if (url.username || url.password) return 'refused: credentials in the URL';
   if (!policy.hosts.includes(url.hostname)) return `refused: host ${url.hostname} is not in resultFileHosts`;
   return undefined;
 }
@@ -95,7 +113,8 @@ async function copyOne(uniqueId: string, index: number, sourceUrl: string, deps:
   if (deps.apiKey && deps.policy.scaleHosts.includes(url.hostname)) headers.authorization = `Basic ${Buffer.from(`${await deps.apiKey()}:`).toString('base64')}`;
   let response: Response;
   try {
-    response = await (deps.fetchImpl ?? fetch)(url, { headers, redirect: 'error', signal: AbortSignal.timeout(deps.policy.timeoutMs) });
+    const timeoutMs = Math.max(1, Math.floor(Math.min(deps.policy.timeoutMs, (deps.deadline ?? Infinity) - Date.now())));
+    response = await (deps.fetchImpl ?? fetch)(url, { headers, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     throw new TransientResultFileError(`fetching failed: ${(err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message}`);
   }
@@ -114,13 +133,21 @@ async function copyOne(uniqueId: string, index: number, sourceUrl: string, deps:
   }
   const chunks: Uint8Array[] = [];
   let bytes = 0;
-  for await (const chunk of response.body ?? []) {
-    bytes += chunk.length;
-    if (bytes > deps.policy.maxBytes) throw new Error(`more than ${deps.policy.maxBytes} bytes; not copied`);
-    chunks.push(chunk);
+  try {
+    for await (const chunk of response.body ?? []) {
+      bytes += chunk.length;
+      if (bytes > deps.policy.maxBytes) throw new Error(`more than ${deps.policy.maxBytes} bytes; not copied`);
+      chunks.push(chunk);
+    }
+  } catch (err) {
+    // Too large stays too large; a connection cut or a timeout mid-body may heal.
+    if ((err as Error).message.startsWith('more than')) throw err;
+    throw new TransientResultFileError(`reading failed: ${(err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message}`);
   }
-  const body = Buffer.concat(chunks);
+  const body = Buffer.concat(chunks, bytes);
+  chunks.length = 0;
   const name = posix.basename(url.pathname).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100) || 'file';
-  const stored = await deps.store.put(`results/${uniqueId}/${String(index).padStart(2, '0')}-${name}`, body, response.headers.get('content-type') ?? 'application/octet-stream');
+  const key = `results/${uniqueId}/${deps.version}/${String(index).padStart(2, '0')}-${name}`;
+  const stored = await deps.store.put(key, body, response.headers.get('content-type') ?? 'application/octet-stream');
   return { ...stored, bytes, sha256: createHash('sha256').update(body).digest('hex') };
 }

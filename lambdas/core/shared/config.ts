@@ -94,7 +94,8 @@ export const PipelineConfigSchema = z.strictObject({
   /** Plain http for result files: only for a local stand-in; https otherwise. */
   resultFilesAllowHttp: z._default(z.boolean(), false),
   /** The largest result file copied (bigger ones are listed with the reason). */
-  maxResultFileBytes: z._default(z.int().check(z.gte(1024), z.lte(1024 * 1024 * 1024)), 256 * 1024 * 1024),
+  // Held in memory while hashed and stored (twice, briefly): the callback function's 1 GB bounds it.
+  maxResultFileBytes: z._default(z.int().check(z.gte(1024), z.lte(384 * 1024 * 1024, 'must be at most 402653184 (384 MiB): the file is held in the 1 GB function')), 100 * 1024 * 1024),
   /** How often the reconciler asks Scale what changed. */
   reconcileEveryMinutes: z._default(z.int().check(z.gte(1), z.lte(1440)), 15),
   /** Uploads still `submitting` after this long are looked up at Scale (and resubmitted when it has no task). */
