@@ -61,6 +61,16 @@ export class PipelineAlarms extends Construct {
         alarmDescription: description,
       });
 
+    // The reconciler's figures, per run (alarmed below: missing states).
+    for (const [name, field] of [['ReconciledTasks', 'checked'], ['Resubmissions', 'resubmitted'], ['RetriedErrors', 'retriedErrors']] as const) {
+      new MetricFilter(this, `${name}Filter`, {
+        logGroup: props.reconcile.logGroup,
+        filterPattern: FilterPattern.numberValue(`$.${field}`, '>=', 0),
+        metricNamespace: this.namespace,
+        metricName: name,
+        metricValue: `$.${field}`,
+      });
+    }
     // Counted, not alarmed: anyone on the internet can send a URL this stack did not sign.
     count('CallbackRefusedSignature', props.callbackAuth.logGroup, '$.callbackRefusal', 'signature');
     this.alarms = [

@@ -110,10 +110,11 @@ describe('alarms', () => {
         ['CallbackThrottled', '{ $.status = "429" }', accessLogs],
       ]),
     );
-    expect(filters()).toHaveLength(8); // and the reconciler's MissingStates (its own test)
+    expect(filters()).toHaveLength(11); // and the reconciler's four (their own test)
     for (const [, f] of resources('AWS::Logs::MetricFilter')) {
       const transformation = f.Properties.MetricTransformations[0];
-      expect(transformation).toMatchObject({ MetricNamespace: namespace, MetricValue: transformation.MetricName === 'MissingStates' ? '$.missingStates' : '1' });
+      const reconciler: Record<string, string> = { MissingStates: '$.missingStates', ReconciledTasks: '$.checked', Resubmissions: '$.resubmitted', RetriedErrors: '$.retriedErrors' };
+      expect(transformation).toMatchObject({ MetricNamespace: namespace, MetricValue: reconciler[transformation.MetricName] ?? '1' });
     }
   });
 

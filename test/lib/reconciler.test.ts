@@ -41,6 +41,14 @@ describe('reconciler', () => {
       LogGroupName: { Ref: functionNamed('reconcile')[1].Properties.LoggingConfig.LogGroup.Ref },
       MetricTransformations: [{ MetricValue: '$.missingStates' }],
     });
+    const figures = resources('AWS::Logs::MetricFilter').map(([, f]) => [f.Properties.MetricTransformations[0].MetricName, f.Properties.FilterPattern, f.Properties.MetricTransformations[0].MetricValue]);
+    expect(figures).toEqual(
+      expect.arrayContaining([
+        ['ReconciledTasks', '{ $.checked >= 0 }', '$.checked'],
+        ['Resubmissions', '{ $.resubmitted >= 0 }', '$.resubmitted'],
+        ['RetriedErrors', '{ $.retriedErrors >= 0 }', '$.retriedErrors'],
+      ]),
+    );
     const other = Object.values(synth({ missingStatesAlarmThreshold: 20 }).template.findResources('AWS::CloudWatch::Alarm', { Properties: { MetricName: 'MissingStates' } }));
     expect(other.map((a) => a.Properties.Threshold)).toEqual([20]);
   });
