@@ -43,13 +43,14 @@ export class PipelineAlarms extends Construct {
     super(scope, id);
     const period = Duration.minutes(5);
     this.namespace = `ScaleSfsPipeline/${Stack.of(this).stackName}`;
-    const count = (name: string, logGroup: ILogGroup, field: string, value: string) =>
+    /** A metric of a log group's structured lines: 1 per line whose field equals `value`, or the sum of a numeric field. */
+    const count = (name: string, logGroup: ILogGroup, field: string, value: string | 'sum') =>
       new MetricFilter(this, `${name}Filter`, {
         logGroup,
-        filterPattern: FilterPattern.stringValue(field, '=', value),
+        filterPattern: value === 'sum' ? FilterPattern.numberValue(field, '>=', 0) : FilterPattern.stringValue(field, '=', value),
         metricNamespace: this.namespace,
         metricName: name,
-        metricValue: '1',
+        metricValue: value === 'sum' ? field : '1',
       }).metric({ period, statistic: 'Sum' });
     const anyOf = (name: string, metric: IMetric, description: string) =>
       new Alarm(this, name, {
@@ -62,15 +63,7 @@ export class PipelineAlarms extends Construct {
       });
 
     // The reconciler's figures, per run (alarmed below: missing states).
-    for (const [name, field] of [['ReconciledTasks', 'checked'], ['Resubmissions', 'resubmitted'], ['RetriedErrors', 'retriedErrors']] as const) {
-      new MetricFilter(this, `${name}Filter`, {
-        logGroup: props.reconcile.logGroup,
-        filterPattern: FilterPattern.numberValue(`$.${field}`, '>=', 0),
-        metricNamespace: this.namespace,
-        metricName: name,
-        metricValue: `$.${field}`,
-      });
-    }
+    for (const [name, field] of [['ReconciledTasks', '$.checked'], ['Resubmissions', '$.resubmitted'], ['RetriedErrors', '$.retriedErrors']] as const) count(name, props.reconcile.logGroup, field, 'sum');
     // Counted, not alarmed: anyone on the internet can send a URL this stack did not sign.
     count('CallbackRefusedSignature', props.callbackAuth.logGroup, '$.callbackRefusal', 'signature');
     this.alarms = [
@@ -110,13 +103,7 @@ export class PipelineAlarms extends Construct {
         return anyOf(name, queue.metricApproximateNumberOfMessagesVisible({ period, statistic: 'Maximum' }), description);
       }),
       new Alarm(this, 'MissingCallbacks', {
-        metric: new MetricFilter(this, 'MissingStatesFilter', {
-          logGroup: props.reconcile.logGroup,
-          filterPattern: FilterPattern.numberValue('$.missingStates', '>=', 0),
-          metricNamespace: this.namespace,
-          metricName: 'MissingStates',
-          metricValue: '$.missingStates',
-        }).metric({ period, statistic: 'Sum' }),
+        metric: count('MissingStates', props.reconcile.logGroup, '$.missingStates', 'sum'),
         threshold: props.missingStatesThreshold,
         evaluationPeriods: 1,
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

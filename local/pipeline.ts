@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth.js';
+import { projectsOf } from '../lambdas/core/scenes/routing.js';
 import { parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/shared/config.js';
 import { PROJECT_ROOT, type FunctionName } from '../lib/bundling.js';
 import { CONTEXT_KEY } from '../lib/config.js';
@@ -103,7 +104,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
   const logs = options.logs ?? process.stderr;
   const bundles = options.bundles ?? (await buildBundles(join(workDir, 'bundles')));
   const secrets = { scaleApiKey: `test_${randomBytes(12).toString('hex')}`, callbackAuthKey: randomBytes(24).toString('hex'), signingKey: randomBytes(32).toString('hex') };
-  const projects = [...new Set([config.routing.project, ...config.routing.routes.flatMap((r) => (r.project ? [r.project] : []))])];
+  const projects = projectsOf(config.routing);
 
   const closers: Array<() => Promise<void>> = [];
   const close = async () => {

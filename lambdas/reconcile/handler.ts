@@ -4,6 +4,7 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { CALLBACK_ARCHIVE_PREFIX } from '../core/callbacks/callback-auth.js';
 import { ScaleClient } from '../core/scale/client.js';
+import { projectsOf } from '../core/scenes/routing.js';
 import { parseConfig, requireEnv, RoutingSchema } from '../core/shared/config.js';
 import { logger } from '../core/shared/logger.js';
 import { readSecret } from '../core/shared/secrets.js';
@@ -25,7 +26,7 @@ const store = new DynamoTaskStore(doc, requireEnv('TASKS_TABLE'));
 const errorResubmissions = routing.clearUniqueIdOnError ? Number(requireEnv('ERROR_RESUBMISSIONS')) : 0;
 const s3 = new S3Client({});
 const sqs = new SQSClient({});
-const projects = [...new Set([routing.project, ...routing.routes.flatMap((route) => (route.project ? [route.project] : []))])];
+const projects = projectsOf(routing);
 
 /**
  * Runs on a schedule: asks Scale what changed and hands what the records miss to the callback path; resubmits

@@ -54,8 +54,13 @@ const STATUS_RANK: Record<ScaleTaskStatus, number> = { completed: 1, error: 2, p
  * Strings compare in that order (ISO times have a fixed width).
  */
 export function callbackOrderKey(scaleUpdatedAt: string, status: ScaleTaskStatus, arrivedAt: string, key: string, audits = 0): string {
+  return `${callbackStateKey(scaleUpdatedAt, status, audits)}#${arrivedAt}#${key}`;
+}
+
+/** The part of the order Scale decides — time, status rank, audits — and so a prefix of the order key. */
+export function callbackStateKey(scaleUpdatedAt: string, status: ScaleTaskStatus, audits: number): string {
   // More audits is later in a task's life (an audit does not always move updated_at); fixed width to compare.
-  return `${scaleUpdatedAt}#${STATUS_RANK[status]}#${String(Math.min(audits, 999_999)).padStart(6, '0')}#${arrivedAt}#${key}`;
+  return `${scaleUpdatedAt}#${STATUS_RANK[status]}#${String(Math.min(audits, 999_999)).padStart(6, '0')}`;
 }
 
 const isoTime = (value: string | null | undefined): string | undefined => {

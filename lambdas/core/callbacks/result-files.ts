@@ -1,16 +1,10 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
+import type * as z from 'zod/mini';
+import type { ResultFileSchema } from '../tasks/task-record.js';
 
 /** A result file Scale's response referenced: where it was copied (with its size and digest), or why not. */
-export interface ResultFile {
-  sourceUrl: string;
-  bucket?: string;
-  key?: string;
-  bytes?: number;
-  sha256?: string;
-  /** Why it was not copied (refused by policy, too large, not found…). */
-  error?: string;
-}
+export type ResultFile = z.infer<typeof ResultFileSchema>;
 
 export interface ResultFilePolicy {
   /** Hosts files may be fetched from (exact names); anything else is refused, so a response cannot make us fetch anywhere. */

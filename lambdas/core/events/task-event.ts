@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { TASK_STATUSES, type TaskRecord } from '../tasks/task-record.js';
+import { ResultFileSchema, S3Pointer, TASK_STATUSES, type TaskRecord } from '../tasks/task-record.js';
 
 /**
  * The task event contract (version 1), for downstream jobs: one event on the pipeline's bus per status change of a
@@ -15,7 +15,6 @@ export const TASK_EVENT_DETAIL_TYPE = 'Task status changed';
  */
 export const INLINE_EVENT_RESPONSE_BYTES = 20 * 1024;
 
-const S3Pointer = z.object({ bucket: z.string(), key: z.string() });
 const Status = z.enum(TASK_STATUSES);
 
 export const TaskEventDetailSchema = z.object({
@@ -34,7 +33,7 @@ export const TaskEventDetailSchema = z.object({
   /** Scale's response: inline when small, else where it is stored (the callback body's `response` field). */
   response: z.optional(z.union([z.object({ inline: z.unknown() }), z.object({ ref: S3Pointer })])),
   /** The completed response's result files, copied into the results bucket (or why not). */
-  resultFiles: z.optional(z.array(z.object({ sourceUrl: z.string(), bucket: z.optional(z.string()), key: z.optional(z.string()), bytes: z.optional(z.number()), sha256: z.optional(z.string()), error: z.optional(z.string()) }))),
+  resultFiles: z.optional(z.array(ResultFileSchema)),
   /** Why: rejected/canceled (reason), create_failed (scaleError), failed (lastError). */
   reason: z.optional(z.string()),
   scaleError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),

@@ -9,6 +9,11 @@ export interface TaskSettings {
   tags?: string[];
 }
 
+/** Every Scale project tasks go to: the default's and each route's, once each. */
+export function projectsOf(routing: Routing): string[] {
+  return [...new Set([routing.project, ...routing.routes.flatMap((route) => (route.project ? [route.project] : []))])];
+}
+
 /** The settings for a key: the defaults, overridden field by field by the longest matching prefix route. */
 export function routeFor(key: string, routing: Routing): TaskSettings & { route?: string } {
   const match = routing.routes

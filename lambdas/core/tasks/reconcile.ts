@@ -1,4 +1,4 @@
-import { callbackOrderKey } from '../callbacks/apply-callback.js';
+import { callbackStateKey } from '../callbacks/apply-callback.js';
 import type { ListTasksQuery } from '../scale/client.js';
 import type { ScaleTask, TaskList } from '../scale/schemas.js';
 import { encodeS3Key } from '../scenes/s3-event.js';
@@ -140,11 +140,6 @@ async function retryTransientErrors(deps: ReconcileDeps, since: string, now: Dat
   } while (cursor);
 }
 
-/** The part of a state's order that Scale decides (time, status rank, audits): arrival is the callback path's. */
-function stateOrder(order: string): string {
-  return order.split('#').slice(0, 3).join('#');
-}
-
 /** Stores the task's state for the callback path when its record here lacks it. */
 async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<'not ours' | 'present' | 'stored'> {
   const uniqueId = task.unique_id ?? '';
@@ -155,9 +150,11 @@ async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<'no
   if (!record) return 'not ours';
   const at = new Date(updatedAt).toISOString();
   const audits = Array.isArray(task.audits) ? task.audits.length : 0;
-  const known = record.callbackOrder ? stateOrder(record.callbackOrder) : record.scaleUpdatedAt;
-  // Ordered as the callback path orders: a recall or an audit at the same instant is a newer state too.
-  if (known !== undefined && known >= (record.callbackOrder ? stateOrder(callbackOrderKey(at, status, '', '', audits)) : at)) return 'present';
+  // Ordered as the callback path orders (the order key starts with the state key): a recall or an audit at the
+  // same instant is a newer state too. A record from before order keys is compared by time alone.
+  const known = record.callbackOrder ?? record.scaleUpdatedAt;
+  const mine = record.callbackOrder ? callbackStateKey(at, status, audits) : at;
+  if (known !== undefined && known.slice(0, mine.length) >= mine) return 'present';
   // The response once, at the top (as `response`): a task's response can be large.
   const body = JSON.stringify({ task: { ...task, response: undefined }, response: task.response ?? {}, task_id: task.task_id, status: task.status, reconciled: true });
   // Named by the state's own time: running again before it is applied writes the same object, not another.

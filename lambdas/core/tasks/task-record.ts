@@ -19,7 +19,17 @@ export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const SCALE_TASK_STATUSES = ['pending', 'completed', 'error', 'canceled'] as const;
 export type ScaleTaskStatus = (typeof SCALE_TASK_STATUSES)[number];
 
-const S3Pointer = z.object({ bucket: z.string(), key: z.string() });
+export const S3Pointer = z.object({ bucket: z.string(), key: z.string() });
+
+/** A result file a completed response referenced: where it was copied (size, digest), or why not. */
+export const ResultFileSchema = z.object({
+  sourceUrl: z.string(),
+  bucket: z.optional(z.string()),
+  key: z.optional(z.string()),
+  bytes: z.optional(z.number()),
+  sha256: z.optional(z.string()),
+  error: z.optional(z.string()),
+});
 
 /** One item of the tasks table: the contract downstream jobs read. */
 export const TaskRecordSchema = z.object({
@@ -62,9 +72,7 @@ export const TaskRecordSchema = z.object({
   /** Scale refused to cancel the task of a deleted object (e.g. already completed). */
   cancelError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
   /** Result files the completed response referenced: copied into the results bucket (with size and digest), or why not. */
-  resultFiles: z.optional(
-    z.array(z.object({ sourceUrl: z.string(), bucket: z.optional(z.string()), key: z.optional(z.string()), bytes: z.optional(z.number()), sha256: z.optional(z.string()), error: z.optional(z.string()) })),
-  ),
+  resultFiles: z.optional(z.array(ResultFileSchema)),
   /** Tasks this upload had before, each ended in a transient `error` and resubmitted (oldest first), and how many. */
   previousTaskIds: z.optional(z.array(z.string())),
   resubmissions: z.optional(z.number()),
