@@ -34,13 +34,13 @@ export const FUNCTION_MEMORY_MB: Record<FunctionName, number> = { 'create-task':
 
 /**
  * How every function is bundled: ESM, minified, with source maps, the SDK bundled in (pinned, not the runtime's).
- * `target` is node20 so the very same bundle also runs on the local pipeline's Node.
+ * `target` is the Lambda runtime's Node (24), which the project pins and runs everything locally on too.
  */
 export const BUNDLING: BundlingOptions = {
   format: OutputFormat.ESM,
   minify: true,
   sourceMap: true,
-  target: 'node20',
+  target: 'node24',
   mainFields: ['module', 'main'],
   externalModules: [],
   // Some bundled CommonJS code calls require(); give ESM one.

@@ -159,7 +159,7 @@ export class FunctionPool {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       // A clean Node, as on Lambda: not this process's flags (a TypeScript loader, a test runner's), and a heap
       // bounded by the memory size so that a function that needs more fails here too.
-      execArgv: [`--max-old-space-size=${Math.floor(this.memoryMb * 0.9)}`],
+      execArgv: [`--max-heap-size=${Math.floor(this.memoryMb * 0.9)}`],
     });
     const forward = (chunk: Buffer) => void this.logs.write(chunk);
     child.stdout?.on('data', forward);

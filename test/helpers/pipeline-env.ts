@@ -40,7 +40,6 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
     AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     // TEST_LOG_LEVEL=DEBUG shows the functions' logs when a test needs explaining.
     POWERTOOLS_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'SILENT',
     POWERTOOLS_SERVICE_NAME: 'test',

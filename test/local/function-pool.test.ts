@@ -27,10 +27,11 @@ export async function handler(event, context) {
     memoryLimitInMB: context.memoryLimitInMB,
     functionName: context.functionName,
     heapLimitMb: v8.getHeapStatistics().heap_size_limit / 1024 / 1024,
+    nodeVersion: process.version,
   };
 }
 `;
-type Report = { pid: number; atStart: number; afterSleep: number; memoryLimitInMB: string; functionName: string; heapLimitMb: number };
+type Report = { pid: number; atStart: number; afterSleep: number; memoryLimitInMB: string; functionName: string; heapLimitMb: number; nodeVersion: string };
 
 let dir: string;
 let bundle: string;
@@ -67,6 +68,14 @@ function running(pid: number): boolean {
   const stat = `/proc/${pid}/stat`;
   return !existsSync(stat) || readFileSync(stat, 'utf8').split(') ')[1]?.[0] !== 'Z';
 }
+
+describe('FunctionPool runtime', () => {
+  it('runs functions on Node 24, the major of the Lambda runtime the stack deploys (nodejs24.x), as the tests themselves run', async () => {
+    const report = await poolOf().invoke<Report>({});
+    expect(report.nodeVersion).toMatch(/^v24\./);
+    expect(process.version).toMatch(/^v24\./);
+  });
+});
 
 describe('FunctionPool timeouts', () => {
   it('fails an invocation that runs past the timeout with Lambda\'s message, kills its instance, and starts a fresh one', async () => {
