@@ -79,6 +79,8 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, 'TasksTableName', { value: store.table.tableName });
     new CfnOutput(this, 'TasksTableStreamArn', { value: store.table.tableStreamArn ?? '' });
     new CfnOutput(this, 'ResultsBucketName', { value: results.bucketName });
+    new CfnOutput(this, 'IngestQueueUrl', { value: ingest.queue.queueUrl, description: 'Scene notifications for create-task; sfs-pipeline retry sends here' });
+    new CfnOutput(this, 'ScaleApiUrl', { value: props.config.scaleApiUrl, description: "Scale's API, as the functions call it" });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: ingest.deadLetterQueue.queueUrl, description: 'Uploads that failed every retry; redrive after fixing the cause' });
     new CfnOutput(this, 'DeadLetterQueueArn', {
       value: ingest.deadLetterQueue.queueArn,

@@ -85,8 +85,16 @@ export interface LocalInfo {
   callbackDeadLetterFile: string;
   /** Every task event put on the bus, one EventBridge event (JSON) a line. */
   eventsFile: string;
-  /** The local pipeline's own controls: `POST ${controlUrl}/reconcile` runs the reconciler, answering its report. */
+  /**
+   * The local pipeline's own controls: `POST ${controlUrl}/reconcile` runs the reconciler, answering its report;
+   * `POST ${controlUrl}/redrive` moves the ingest dead letters back into the queue, answering `{moved}`.
+   */
   controlUrl: string;
+  /** SQS's API (SendMessage) and the ingest queue's URL there: what the reconciler and a retry send to. */
+  sqsEndpoint: string;
+  ingestQueueUrl: string;
+  /** Secrets Manager ids of the secrets, as the stack's outputs name them. */
+  scaleApiKeySecretId: string;
 }
 
 /** The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. */
@@ -261,7 +269,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       logs,
     });
     closers.push(events.stop);
-    const reconciler = await startReconciler({ invoke: () => reconcilePool.invoke({}), everyMs: options.reconcileEveryMs ?? config.reconcileEveryMinutes * 60_000, logs });
+    const reconciler = await startReconciler({ invoke: () => reconcilePool.invoke({}), redrive: () => queue.redrive(), everyMs: options.reconcileEveryMs ?? config.reconcileEveryMinutes * 60_000, logs });
     closers.push(reconciler.close);
 
     const info: LocalInfo = {
@@ -281,6 +289,9 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       callbackDeadLetterFile,
       eventsFile: events.eventsFile,
       controlUrl: reconciler.controlUrl,
+      sqsEndpoint: sqs.endpoint,
+      ingestQueueUrl: sqs.queueUrl(INGEST_QUEUE),
+      scaleApiKeySecretId: SECRET_IDS.apiKey,
     };
     return {
       info,
@@ -302,6 +313,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       notify,
       /** Runs the reconciler now, answering its report (as `POST ${info.controlUrl}/reconcile` does). */
       reconcile: reconciler.reconcile,
+      /** Moves the ingest dead letters back into the queue (as `POST ${info.controlUrl}/redrive` does). */
+      redrive: () => queue.redrive(),
       /** The SQS API the functions send to: every message it accepted. */
       sqs: { sent: sqs.sent },
       /** The secrets the functions use, for tests that forge or replay callbacks. */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { appendFile } from 'node:fs/promises';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { sqsRecord } from './events.js';
 import { mulberry32 } from './random.js';
@@ -84,6 +84,8 @@ export class LocalQueue {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly idleWaiters: Array<() => void> = [];
+  /** Appends to and redrives of the dead-letter file, one after another. */
+  private deadLetterWrites: Promise<void> = Promise.resolve();
   readonly stats = {
     sent: 0,
     /** Every hand-over of a message to a consumer, duplicates included. */
@@ -263,11 +265,33 @@ export class LocalQueue {
     }
   }
 
+  /**
+   * Moves every dead-lettered message back into the queue, as SQS's redrive (StartMessageMoveTask) does: each is
+   * sent again as a new message with a fresh receive count, and the dead-letter file is emptied. Serialized with
+   * dead-lettering, so a message dead-lettered meanwhile is either moved or stays in the file, never lost.
+   */
+  redrive(): Promise<{ moved: number }> {
+    const moving = this.deadLetterWrites.then(async () => {
+      const text = await readFile(this.options.deadLetterFile, 'utf8').catch(() => '');
+      const bodies = text
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => (JSON.parse(line) as { body: string }).body);
+      await writeFile(this.options.deadLetterFile, '');
+      for (const body of bodies) this.send(body);
+      return { moved: bodies.length };
+    });
+    this.deadLetterWrites = moving.then(() => undefined, () => undefined);
+    return moving;
+  }
+
   private async deadLetter(message: Message): Promise<void> {
     if (!this.messages.delete(message.messageId)) return;
     this.stats.deadLettered++;
     const { messageId, body, receiveCount } = message;
     const line = `${JSON.stringify({ messageId, body, receiveCount, deadLetteredAt: new Date().toISOString() })}\n`;
-    await appendFile(this.options.deadLetterFile, line).catch((err: unknown) => this.options.onError?.(err));
+    const write = this.deadLetterWrites.then(() => appendFile(this.options.deadLetterFile, line)).catch((err: unknown) => this.options.onError?.(err));
+    this.deadLetterWrites = write;
+    await write;
   }
 }

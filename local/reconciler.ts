@@ -37,13 +37,16 @@ export function reconcileEnvironment(resources: ReconcileResources, config: Pipe
 export interface ReconcilerWiring {
   /** Invokes the reconcile function once (its pool), answering its report. */
   invoke: () => Promise<ReconcileReport>;
+  /** Moves the ingest queue's dead letters back (`POST <controlUrl>/redrive`), answering how many. */
+  redrive: () => Promise<{ moved: number }>;
   everyMs: number;
   logs: Writable;
 }
 
 /**
  * The reconciler's triggers in the local pipeline: a schedule, as EventBridge Scheduler's rate schedule in the
- * stack, and on demand, `POST <controlUrl>/reconcile`, which invokes it and answers its report as JSON. A
+ * stack, and on demand, `POST <controlUrl>/reconcile`, which invokes it and answers its report as JSON. The same
+ * endpoint redrives the ingest dead letters (`POST <controlUrl>/redrive`), as SQS's redrive API does on a stack. A
  * scheduled run that finds the previous one still going is skipped rather than queued behind it, so a short
  * interval cannot pile up invocations.
  */
@@ -61,9 +64,10 @@ export async function startReconciler(wiring: ReconcilerWiring) {
   const server = createServer((req, res) => {
     req.resume();
     const path = new URL(req.url ?? '/', 'http://control').pathname;
-    if (path !== '/reconcile') return send(res, 404, { error: `No such control route: ${req.method} ${path}` });
-    if (req.method !== 'POST') return send(res, 405, { error: 'POST /reconcile runs the reconciler' });
-    wiring.invoke().then(
+    const action = path === '/reconcile' ? wiring.invoke : path === '/redrive' ? wiring.redrive : undefined;
+    if (!action) return send(res, 404, { error: `No such control route: ${req.method} ${path} (POST /reconcile, POST /redrive)` });
+    if (req.method !== 'POST') return send(res, 405, { error: `POST ${path} is the only method` });
+    action().then(
       (report) => send(res, 200, report),
       (err: Error) => send(res, 502, { error: err.message }),
     );

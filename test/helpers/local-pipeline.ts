@@ -14,6 +14,13 @@ import { eventually } from './http.js';
 
 const run = promisify(execFile);
 
+/** Writes the pipeline's info as `npm run local -- --info-file` does, for commands that take `--local <file>`. */
+export async function writeInfoFile(pipeline: LocalPipeline, dir: string): Promise<string> {
+  const path = join(dir, 'local-info.json');
+  await writeFile(path, `${JSON.stringify(pipeline.info)}\n`);
+  return path;
+}
+
 /** Clients of a running local pipeline, as a user of `npm run local` would make them from its info. */
 export function clientsFor(pipeline: LocalPipeline) {
   const { info } = pipeline;

@@ -96,6 +96,23 @@ describe('LocalQueue, default delivery', () => {
     expect(queue.stats).toMatchObject({ received: 3, redelivered: 2, deadLettered: 1, deleted: 0 });
   });
 
+  it('redrives dead letters as SQS does: each sent again with a fresh receive count, the dead-letter file emptied', async () => {
+    let healed = false;
+    const { queue, deliveries, deadLetters } = await queueWith(() => healed, { visibilityTimeoutMs: 20, maxReceiveCount: 2 });
+    queue.send('first');
+    queue.send('second');
+    await queue.idle();
+    expect((await deadLetters()).map((d) => d.body).sort()).toEqual(['first', 'second']);
+    healed = true;
+    expect(await queue.redrive()).toEqual({ moved: 2 });
+    await queue.idle();
+    expect(await deadLetters()).toEqual([]);
+    const redriven = deliveries.slice(4);
+    expect(redriven.map((d) => [d.body, d.receiveCount]).sort()).toEqual([['first', 1], ['second', 1]]);
+    expect(queue.stats).toMatchObject({ sent: 4, deleted: 2, deadLettered: 2 });
+    expect(await queue.redrive()).toEqual({ moved: 0 });
+  });
+
   it('does not deliver a slow message again while its consumer still runs', async () => {
     const { queue, deliveries } = await queueWith(async () => (await sleep(400), true), { visibilityTimeoutMs: 100 });
     queue.send('slow');

@@ -15,6 +15,7 @@ describe('local reconciler schedule', () => {
         concurrent--;
         return { checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, retriedErrors: 0, failedProjects: 0, errors: [] };
       },
+      redrive: async () => ({ moved: 7 }),
       everyMs: 50,
       logs: { write: () => true } as never,
     });
@@ -24,6 +25,10 @@ describe('local reconciler schedule', () => {
       const answer = await fetch(`${reconciler.controlUrl}/reconcile`, { method: 'POST' });
       expect(answer.status).toBe(200);
       expect(await answer.json()).toEqual({ checked: 0, missingStates: 0, adopted: 0, resubmitted: 0, retriedErrors: 0, failedProjects: 0, errors: [] });
+      const redrive = await fetch(`${reconciler.controlUrl}/redrive`, { method: 'POST' });
+      expect([redrive.status, await redrive.json()]).toEqual([200, { moved: 7 }]);
+      expect((await fetch(`${reconciler.controlUrl}/redrive`)).status).toBe(405);
+      expect((await fetch(`${reconciler.controlUrl}/other`, { method: 'POST' })).status).toBe(404);
     } finally {
       await reconciler.close();
     }

@@ -1,0 +1,205 @@
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { GetQueueAttributesCommand, SQSClient, StartMessageMoveTaskCommand } from '@aws-sdk/client-sqs';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { readFile } from 'node:fs/promises';
+import { ScaleClient } from '../../lambdas/core/scale/client.js';
+import { documentClient, DynamoTaskStore } from '../../lambdas/core/tasks/dynamo-task-store.js';
+import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
+import { CliError, EXIT } from './io.js';
+
+/** Where the CLI works: a deployed stack (by name) or the local pipeline (by its info file). */
+export interface TargetOptions {
+  stack?: string;
+  local?: string;
+  region?: string;
+}
+
+/** What a redrive did: messages moved back (local), or asked to be moved by SQS's move task (stack). */
+export interface RedriveReport {
+  moved: number;
+  /** On a stack: SQS moves the messages asynchronously under this task handle. */
+  taskHandle?: string;
+}
+
+/** The pipeline's resources and clients, the same whichever kind of target. */
+export interface PipelineTarget {
+  /** For messages: "stack ScaleSfsPipeline (eu-west-1)" or "local pipeline (info file …)". */
+  label: string;
+  region: string;
+  scenesBucket: string;
+  resultsBucket: string;
+  tasksTable: string;
+  ingestQueueUrl: string;
+  s3: S3Client;
+  sqs: SQSClient;
+  doc: DynamoDBDocumentClient;
+  reader: TaskReader;
+  store: DynamoTaskStore;
+  /** A Scale client with the pipeline's API key (read from its secret when first asked). */
+  scale(): Promise<ScaleClient>;
+  /** Moves the ingest dead-letter queue's messages back to the ingest queue. */
+  redrive(): Promise<RedriveReport>;
+  /** Releases the clients' sockets. */
+  close(): void;
+}
+
+/** The stack outputs the CLI needs (names as `lib/pipeline-stack.ts` declares them). */
+export const REQUIRED_OUTPUTS = ['ScenesBucketName', 'ResultsBucketName', 'TasksTableName', 'IngestQueueUrl', 'DeadLetterQueueArn', 'ScaleApiKeySecretName', 'ScaleApiUrl'] as const;
+
+export async function resolveTarget(options: TargetOptions): Promise<PipelineTarget> {
+  if (options.stack && options.local) throw new CliError('give either --stack NAME or --local INFO_FILE, not both', EXIT.usage);
+  if (options.local) return localTarget(options.local);
+  if (options.stack) return stackTarget(options.stack, options.region);
+  throw new CliError('say where the pipeline is: --stack NAME (a deployed stack) or --local INFO_FILE (from npm run local -- --info-file INFO_FILE)', EXIT.usage);
+}
+
+interface LocalInfoFile {
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  s3Endpoint: string;
+  bucket: string;
+  resultsBucket: string;
+  dynamodbEndpoint: string;
+  tasksTable: string;
+  scaleApiUrl: string;
+  scaleApiKey: string;
+  controlUrl: string;
+  sqsEndpoint: string;
+  ingestQueueUrl: string;
+}
+
+async function localTarget(infoFile: string): Promise<PipelineTarget> {
+  let info: LocalInfoFile;
+  try {
+    info = JSON.parse(await readFile(infoFile, 'utf8')) as LocalInfoFile;
+  } catch (err) {
+    throw new CliError(`cannot read the local pipeline's info file ${infoFile}: ${(err as Error).message}. Start it with: npm run local -- --info-file ${infoFile}`);
+  }
+  const missing = ['s3Endpoint', 'dynamodbEndpoint', 'sqsEndpoint', 'controlUrl', 'tasksTable', 'bucket'].filter((field) => typeof info[field as keyof LocalInfoFile] !== 'string');
+  if (missing.length > 0) throw new CliError(`${infoFile} is not a local pipeline info file (no ${missing.join(', ')}); it is written by npm run local -- --info-file ${infoFile}`);
+  const common = { region: info.region, credentials: { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey } };
+  const s3 = new S3Client({ ...common, endpoint: info.s3Endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  const sqs = new SQSClient({ ...common, endpoint: info.sqsEndpoint });
+  const dynamo = new DynamoDBClient({ ...common, endpoint: info.dynamodbEndpoint });
+  return assemble({
+    label: `local pipeline (${infoFile})`,
+    region: info.region,
+    scenesBucket: info.bucket,
+    resultsBucket: info.resultsBucket,
+    tasksTable: info.tasksTable,
+    ingestQueueUrl: info.ingestQueueUrl,
+    s3,
+    sqs,
+    dynamo,
+    scaleKey: async () => ({ apiKey: info.scaleApiKey, baseUrl: info.scaleApiUrl }),
+    redrive: async () => {
+      const answer = await fetch(`${info.controlUrl}/redrive`, { method: 'POST' }).catch((err: Error) => {
+        throw new CliError(`the local pipeline at ${info.controlUrl} does not answer (${err.message}): is npm run local still running?`);
+      });
+      if (!answer.ok) throw new CliError(`the local pipeline refused the redrive: ${answer.status} ${(await answer.text()).slice(0, 300)}`);
+      return (await answer.json()) as RedriveReport;
+    },
+  });
+}
+
+async function stackTarget(stackName: string, region: string | undefined): Promise<PipelineTarget> {
+  const clientConfig = region ? { region } : {};
+  const cloudFormation = new CloudFormationClient(clientConfig);
+  const outputs = await stackOutputs(cloudFormation, stackName);
+  const resolvedRegion = await cloudFormation.config.region();
+  cloudFormation.destroy();
+  const sqs = new SQSClient(clientConfig);
+  return assemble({
+    label: `stack ${stackName} (${resolvedRegion})`,
+    region: resolvedRegion,
+    scenesBucket: outputs.ScenesBucketName,
+    resultsBucket: outputs.ResultsBucketName,
+    tasksTable: outputs.TasksTableName,
+    ingestQueueUrl: outputs.IngestQueueUrl,
+    s3: new S3Client(clientConfig),
+    sqs,
+    dynamo: new DynamoDBClient(clientConfig),
+    scaleKey: async () => {
+      const secrets = new SecretsManagerClient(clientConfig);
+      try {
+        const { SecretString } = await secrets.send(new GetSecretValueCommand({ SecretId: outputs.ScaleApiKeySecretName }));
+        if (!SecretString) throw new CliError(`the secret ${outputs.ScaleApiKeySecretName} has no value yet: set the Scale API key first (README, "Deploy to AWS")`);
+        return { apiKey: SecretString.trim(), baseUrl: outputs.ScaleApiUrl };
+      } finally {
+        secrets.destroy();
+      }
+    },
+    redrive: async () => {
+      const { Attributes } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl: dlqUrlOf(outputs.DeadLetterQueueArn), AttributeNames: ['ApproximateNumberOfMessages'] }));
+      const waiting = Number(Attributes?.ApproximateNumberOfMessages ?? 0);
+      if (waiting === 0) return { moved: 0 };
+      // Without a destination, SQS moves them back to the queue they were dead-lettered from.
+      const { TaskHandle } = await sqs.send(new StartMessageMoveTaskCommand({ SourceArn: outputs.DeadLetterQueueArn }));
+      return { moved: waiting, taskHandle: TaskHandle };
+    },
+  });
+}
+
+/** The stack's outputs by key; names the outputs that are missing (an older or a different stack). */
+export async function stackOutputs(cloudFormation: CloudFormationClient, stackName: string): Promise<Record<(typeof REQUIRED_OUTPUTS)[number], string>> {
+  let stack;
+  try {
+    stack = (await cloudFormation.send(new DescribeStacksCommand({ StackName: stackName }))).Stacks?.[0];
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/does not exist/.test(message)) throw new CliError(`no stack named ${stackName} in this account and region: check --stack, --region or AWS_REGION, and your AWS profile`, EXIT.notFound);
+    throw new CliError(`cannot describe stack ${stackName}: ${message}`);
+  }
+  const outputs = Object.fromEntries((stack?.Outputs ?? []).map((output) => [output.OutputKey, output.OutputValue]));
+  const missing = REQUIRED_OUTPUTS.filter((key) => !outputs[key]);
+  if (missing.length > 0) throw new CliError(`stack ${stackName} has no output ${missing.join(', ')}: deploy this version of the pipeline to it (npm run cdk -- deploy)`);
+  return outputs as Record<(typeof REQUIRED_OUTPUTS)[number], string>;
+}
+
+/** https://sqs.<region>.amazonaws.com/<account>/<name> from arn:aws:sqs:<region>:<account>:<name>. */
+export function dlqUrlOf(arn: string): string {
+  const [, partition, , region, account, name] = arn.split(':');
+  const domain = partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return `https://sqs.${region}.${domain}/${account}/${name}`;
+}
+
+function assemble(parts: {
+  label: string;
+  region: string;
+  scenesBucket: string;
+  resultsBucket: string;
+  tasksTable: string;
+  ingestQueueUrl: string;
+  s3: S3Client;
+  sqs: SQSClient;
+  dynamo: DynamoDBClient;
+  scaleKey: () => Promise<{ apiKey: string; baseUrl: string }>;
+  redrive: () => Promise<RedriveReport>;
+}): PipelineTarget {
+  const doc = documentClient(parts.dynamo);
+  let scale: Promise<ScaleClient> | undefined;
+  return {
+    label: parts.label,
+    region: parts.region,
+    scenesBucket: parts.scenesBucket,
+    resultsBucket: parts.resultsBucket,
+    tasksTable: parts.tasksTable,
+    ingestQueueUrl: parts.ingestQueueUrl,
+    s3: parts.s3,
+    sqs: parts.sqs,
+    doc,
+    reader: new TaskReader(doc, parts.tasksTable),
+    store: new DynamoTaskStore(doc, parts.tasksTable),
+    scale: () => (scale ??= parts.scaleKey().then((key) => new ScaleClient(key))),
+    redrive: parts.redrive,
+    close: () => {
+      parts.s3.destroy();
+      parts.sqs.destroy();
+      parts.dynamo.destroy();
+    },
+  };
+}

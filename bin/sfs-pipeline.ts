@@ -1,0 +1,57 @@
+/**
+ * `sfs-pipeline`: operate the pipeline — what happened to an upload, the labels out for training, retries, the
+ * dead-letter queue, and scenes in and out — against a deployed stack (`--stack NAME`) or the local pipeline
+ * (`--local INFO_FILE`). `sfs-pipeline <command> --help` explains each command.
+ */
+import { Command, CommanderError } from 'commander';
+import { CliError, EXIT, type CliIo } from './cli/io.js';
+
+/** What a command gets: where to write, and the exit code the run ends with (a command raises it, e.g. on partial success). */
+export interface CliContext {
+  io: CliIo;
+  exitCode: number;
+}
+
+/** A subcommand: adds itself (with its options, help and action) to the program. */
+export type RegisterCommand = (program: Command, context: CliContext) => void;
+
+/** Every subcommand, in the order `--help` lists them. */
+const COMMANDS: RegisterCommand[] = [];
+
+/** Options every command that talks to a pipeline takes. */
+export function withTarget(command: Command): Command {
+  return command
+    .option('--stack <name>', 'a deployed stack, found by name (region and credentials as the AWS CLI finds them)')
+    .option('--region <region>', 'the stack\'s region (default: AWS_REGION or your AWS profile\'s)')
+    .option('--local <info-file>', 'the local pipeline, by the info file npm run local -- --info-file wrote');
+}
+
+/** The program, writing to `context.io`: the bin gives it the process's streams, tests their own. */
+export function buildProgram(context: CliContext): Command {
+  const { io } = context;
+  const program = new Command('sfs-pipeline')
+    .description('Operate the Scale SFS pipeline: uploads, task records, exports, retries, dead letters, scenes')
+    .showHelpAfterError('(add --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => void io.out.write(text), writeErr: (text) => void io.err.write(text) });
+  for (const register of COMMANDS) register(program, context);
+  return program;
+}
+
+/** Runs one command line; resolves with the exit code (never exits the process itself). */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const context: CliContext = { io, exitCode: EXIT.ok };
+  const program = buildProgram(context);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return context.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    if (err instanceof CliError) {
+      io.err.write(`sfs-pipeline: ${err.message}\n`);
+      return err.exitCode;
+    }
+    io.err.write(`sfs-pipeline: ${(err as Error).message ?? String(err)}\n`);
+    return EXIT.failure;
+  }
+}
