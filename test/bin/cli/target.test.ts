@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CliError } from '../../../bin/cli/io.js';
+import type { CliError } from '../../../bin/cli/io.js';
 import { dlqUrlOf, REQUIRED_OUTPUTS, resolveTarget } from '../../../bin/cli/target.js';
 import { startScaleSimulator, type ScaleSimulator } from '../../../local/scale-simulator/server.js';
 import { synth } from '../../helpers/synth.js';
