@@ -1,14 +1,15 @@
 /**
  * `npm start`: a one-shot tour of the pipeline, offline. Builds the bundles `cdk deploy` ships, starts every
  * stand-in, uploads a few sample scenes, follows each to its Scale result, prints a summary and stops.
- * A requested stop (SIGINT, SIGTERM) at any point closes what it started, removes its files and exits 0.
+ * A requested stop (SIGINT, SIGTERM) at any point closes what it started, removes its files and exits 0. Its
+ * temporary folder goes at exit too; after a failure only the functions' logs stay there (the path is printed).
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { documentClient } from '../lambdas/core/tasks/dynamo-task-store.js';
 import { sceneUniqueId } from '../lambdas/core/scenes/scene-identity.js';
 import { writeSfsFile } from '../lambdas/core/scenes/sfs/writer.js';
@@ -136,9 +137,16 @@ async function tour(): Promise<number> {
     }
   } finally {
     await closePipeline();
-    if (exitCode === 0 && !stopping) await rm(workDir, { recursive: true, force: true });
+    if (!stopping) await removeWorkDir({ keepLogs: exitCode !== 0 });
   }
   return exitCode;
+}
+
+/** Removes the temporary work folder; after a failure, all but the functions' logs, which explain it. */
+async function removeWorkDir({ keepLogs }: { keepLogs: boolean }): Promise<void> {
+  if (!keepLogs) return rm(workDir, { recursive: true, force: true });
+  const entries = await readdir(workDir).catch(() => []);
+  for (const entry of entries) if (entry !== basename(logFile)) await rm(join(workDir, entry), { recursive: true, force: true });
 }
 
 tour().then(
@@ -149,7 +157,12 @@ tour().then(
     // Once a stop is under way, failures of the tour (its servers are closing under it) are expected.
     if (stopping) return;
     console.error(err);
-    process.exit(1);
+    void closePipeline()
+      .then(() => removeWorkDir({ keepLogs: true }))
+      .finally(() => {
+        console.error(`Function logs kept in ${logFile}`);
+        process.exit(1);
+      });
   },
 );
 

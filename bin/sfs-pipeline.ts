@@ -4,7 +4,16 @@
  * (`--local INFO_FILE`). `sfs-pipeline <command> --help` explains each command.
  */
 import { Command, CommanderError } from 'commander';
+import { registerCancel } from './cli/cancel.js';
 import { CliError, EXIT, type CliIo } from './cli/io.js';
+import { registerExport } from './cli/export.js';
+import { registerInspect } from './cli/inspect.js';
+import { registerList } from './cli/list.js';
+import { registerPack } from './cli/pack.js';
+import { registerRedrive } from './cli/redrive.js';
+import { registerRetry } from './cli/retry.js';
+import { registerStatus } from './cli/status.js';
+import { registerUpload } from './cli/upload.js';
 
 /** What a command gets: where to write, and the exit code the run ends with (a command raises it, e.g. on partial success). */
 export interface CliContext {
@@ -16,15 +25,7 @@ export interface CliContext {
 export type RegisterCommand = (program: Command, context: CliContext) => void;
 
 /** Every subcommand, in the order `--help` lists them. */
-const COMMANDS: RegisterCommand[] = [];
-
-/** Options every command that talks to a pipeline takes. */
-export function withTarget(command: Command): Command {
-  return command
-    .option('--stack <name>', 'a deployed stack, found by name (region and credentials as the AWS CLI finds them)')
-    .option('--region <region>', 'the stack\'s region (default: AWS_REGION or your AWS profile\'s)')
-    .option('--local <info-file>', 'the local pipeline, by the info file npm run local -- --info-file wrote');
-}
+const COMMANDS: RegisterCommand[] = [registerStatus, registerList, registerExport, registerRetry, registerCancel, registerRedrive, registerUpload, registerPack, registerInspect];
 
 /** The program, writing to `context.io`: the bin gives it the process's streams, tests their own. */
 export function buildProgram(context: CliContext): Command {

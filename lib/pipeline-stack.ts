@@ -81,6 +81,8 @@ export class PipelineStack extends Stack {
     new CfnOutput(this, 'ResultsBucketName', { value: results.bucketName });
     new CfnOutput(this, 'IngestQueueUrl', { value: ingest.queue.queueUrl, description: 'Scene notifications for create-task; sfs-pipeline retry sends here' });
     new CfnOutput(this, 'ScaleApiUrl', { value: props.config.scaleApiUrl, description: "Scale's API, as the functions call it" });
+    new CfnOutput(this, 'FrameManifestSuffix', { value: config.routing.frameManifestSuffix, description: 'Uploads ending with this are frame manifests' });
+    new CfnOutput(this, 'ClearUniqueIdOnError', { value: String(config.routing.clearUniqueIdOnError), description: 'Whether Scale frees a task\'s unique_id when it errors (a retry of an errored upload needs it)' });
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: ingest.deadLetterQueue.queueUrl, description: 'Uploads that failed every retry; redrive after fixing the cause' });
     new CfnOutput(this, 'DeadLetterQueueArn', {
       value: ingest.deadLetterQueue.queueArn,

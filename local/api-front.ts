@@ -143,7 +143,8 @@ export async function startApiFront(options: ApiFrontOptions) {
     const key = `${CALLBACK_ARCHIVE_PREFIX}${authorized.principalId}/${requestId}.json`;
     const deadline = AbortSignal.timeout(INTEGRATION_TIMEOUT_MS);
     try {
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json' }), { abortSignal: deadline });
+      // As API Gateway's integration: the body is whole in hand, its length known (an empty one included).
+      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: body.length, ContentType: 'application/json' }), { abortSignal: deadline });
     } catch {
       return send(res, requestId, deadline.aborted ? ANSWERS.integrationTimedOut : ANSWERS.integrationFailed);
     }

@@ -1,8 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { APIGatewayAuthorizerResult, SQSBatchResponse } from 'aws-lambda';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
@@ -10,7 +9,7 @@ import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth
 import { projectsOf } from '../lambdas/core/scenes/routing.js';
 import { parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/shared/config.js';
 import { PROJECT_ROOT, type FunctionName } from '../lib/bundling.js';
-import { CONTEXT_KEY } from '../lib/config.js';
+import { CONTEXT_KEY, mergePatch, readCdkJsonPipeline } from '../lib/config.js';
 import { sceneSuffixes } from '../lib/scenes-ingest.js';
 import { startApiFront } from './api-front.js';
 import { buildBundles } from './build-bundles.js';
@@ -95,12 +94,22 @@ export interface LocalInfo {
   ingestQueueUrl: string;
   /** Secrets Manager ids of the secrets, as the stack's outputs name them. */
   scaleApiKeySecretId: string;
+  /** The routing settings operators' commands depend on, as the stack's outputs give them. */
+  frameManifestSuffix: string;
+  clearUniqueIdOnError: boolean;
 }
 
-/** The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. */
+/** The Scale project of the local pipeline when cdk.json names none (a deployed stack must name its own). */
+export const LOCAL_PROJECT = 'local-project';
+
+/**
+ * The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. Without a
+ * project there (none ships with the code), tasks go to LOCAL_PROJECT, which the Scale simulator then has.
+ */
 export function readCdkJsonConfig(): PipelineConfig {
-  const cdkJson = JSON.parse(readFileSync(join(PROJECT_ROOT, 'cdk.json'), 'utf8')) as { context?: Record<string, unknown> };
-  return parseConfig(PipelineConfigSchema, cdkJson.context?.[CONTEXT_KEY], `cdk.json context "${CONTEXT_KEY}"`);
+  const pipeline = readCdkJsonPipeline(join(PROJECT_ROOT, 'cdk.json'));
+  const withProject = mergePatch({ routing: { project: LOCAL_PROJECT } }, pipeline ?? {});
+  return parseConfig(PipelineConfigSchema, withProject, `cdk.json context "${CONTEXT_KEY}"`);
 }
 
 /** Starts the whole pipeline on 127.0.0.1 and free ports; nothing reaches AWS or Scale. */
@@ -108,9 +117,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
   // The simulator serves result files over http on loopback: the only host and scheme allowed here.
   const config = { ...readCdkJsonConfig(), resultFileHosts: ['127.0.0.1'], resultFilesAllowHttp: true, ...options.config };
   const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'scale-sfs-local-')));
-  await mkdir(workDir, { recursive: true });
   const logs = options.logs ?? process.stderr;
-  const bundles = options.bundles ?? (await buildBundles(join(workDir, 'bundles')));
   const secrets = { scaleApiKey: `test_${randomBytes(12).toString('hex')}`, callbackAuthKey: randomBytes(24).toString('hex'), signingKey: randomBytes(32).toString('hex') };
   const projects = projectsOf(config.routing);
 
@@ -118,7 +125,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
   const close = async () => {
     for (const closeOne of closers.splice(0).reverse()) await closeOne().catch(() => undefined);
   };
+  // A temporary folder of its own goes last, after everything that wrote into it has stopped; a given one stays.
+  if (options.workDir === undefined) closers.push(() => rm(workDir, { recursive: true, force: true }));
   try {
+    await mkdir(workDir, { recursive: true });
+    const bundles = options.bundles ?? (await buildBundles(join(workDir, 'bundles')));
     const credentials = options.functionCredentials ?? LOCAL_CREDENTIALS;
     const s3 = await startLocalS3({
       buckets: [SCENES_BUCKET, RESULTS_BUCKET],
@@ -292,6 +303,8 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       sqsEndpoint: sqs.endpoint,
       ingestQueueUrl: sqs.queueUrl(INGEST_QUEUE),
       scaleApiKeySecretId: SECRET_IDS.apiKey,
+      frameManifestSuffix: config.routing.frameManifestSuffix,
+      clearUniqueIdOnError: config.routing.clearUniqueIdOnError,
     };
     return {
       info,

@@ -4,11 +4,20 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetQueueAttributesCommand, SQSClient, StartMessageMoveTaskCommand } from '@aws-sdk/client-sqs';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { ScaleClient } from '../../lambdas/core/scale/client.js';
 import { documentClient, DynamoTaskStore } from '../../lambdas/core/tasks/dynamo-task-store.js';
 import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
 import { CliError, EXIT } from './io.js';
+
+/** Options every command that talks to a pipeline takes. */
+export function withTarget(command: Command): Command {
+  return command
+    .option('--stack <name>', 'a deployed stack, found by name (region and credentials as the AWS CLI finds them)')
+    .option('--region <region>', 'the stack\'s region (default: AWS_REGION or your AWS profile\'s)')
+    .option('--local <info-file>', 'the local pipeline, by the info file npm run local -- --info-file wrote');
+}
 
 /** Where the CLI works: a deployed stack (by name) or the local pipeline (by its info file). */
 export interface TargetOptions {
@@ -33,6 +42,8 @@ export interface PipelineTarget {
   resultsBucket: string;
   tasksTable: string;
   ingestQueueUrl: string;
+  /** The deployed routing's settings that commands depend on. */
+  routing: { frameManifestSuffix: string; clearUniqueIdOnError: boolean };
   s3: S3Client;
   sqs: SQSClient;
   doc: DynamoDBDocumentClient;
@@ -47,7 +58,17 @@ export interface PipelineTarget {
 }
 
 /** The stack outputs the CLI needs (names as `lib/pipeline-stack.ts` declares them). */
-export const REQUIRED_OUTPUTS = ['ScenesBucketName', 'ResultsBucketName', 'TasksTableName', 'IngestQueueUrl', 'DeadLetterQueueArn', 'ScaleApiKeySecretName', 'ScaleApiUrl'] as const;
+export const REQUIRED_OUTPUTS = [
+  'ScenesBucketName',
+  'ResultsBucketName',
+  'TasksTableName',
+  'IngestQueueUrl',
+  'DeadLetterQueueArn',
+  'ScaleApiKeySecretName',
+  'ScaleApiUrl',
+  'FrameManifestSuffix',
+  'ClearUniqueIdOnError',
+] as const;
 
 export async function resolveTarget(options: TargetOptions): Promise<PipelineTarget> {
   if (options.stack && options.local) throw new CliError('give either --stack NAME or --local INFO_FILE, not both', EXIT.usage);
@@ -70,6 +91,8 @@ interface LocalInfoFile {
   controlUrl: string;
   sqsEndpoint: string;
   ingestQueueUrl: string;
+  frameManifestSuffix: string;
+  clearUniqueIdOnError: boolean;
 }
 
 async function localTarget(infoFile: string): Promise<PipelineTarget> {
@@ -79,7 +102,7 @@ async function localTarget(infoFile: string): Promise<PipelineTarget> {
   } catch (err) {
     throw new CliError(`cannot read the local pipeline's info file ${infoFile}: ${(err as Error).message}. Start it with: npm run local -- --info-file ${infoFile}`);
   }
-  const missing = ['s3Endpoint', 'dynamodbEndpoint', 'sqsEndpoint', 'controlUrl', 'tasksTable', 'bucket'].filter((field) => typeof info[field as keyof LocalInfoFile] !== 'string');
+  const missing = ['s3Endpoint', 'dynamodbEndpoint', 'sqsEndpoint', 'controlUrl', 'tasksTable', 'bucket', 'frameManifestSuffix'].filter((field) => typeof info[field as keyof LocalInfoFile] !== 'string');
   if (missing.length > 0) throw new CliError(`${infoFile} is not a local pipeline info file (no ${missing.join(', ')}); it is written by npm run local -- --info-file ${infoFile}`);
   const common = { region: info.region, credentials: { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey } };
   const s3 = new S3Client({ ...common, endpoint: info.s3Endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
@@ -92,6 +115,7 @@ async function localTarget(infoFile: string): Promise<PipelineTarget> {
     resultsBucket: info.resultsBucket,
     tasksTable: info.tasksTable,
     ingestQueueUrl: info.ingestQueueUrl,
+    routing: { frameManifestSuffix: info.frameManifestSuffix, clearUniqueIdOnError: info.clearUniqueIdOnError },
     s3,
     sqs,
     dynamo,
@@ -120,6 +144,7 @@ async function stackTarget(stackName: string, region: string | undefined): Promi
     resultsBucket: outputs.ResultsBucketName,
     tasksTable: outputs.TasksTableName,
     ingestQueueUrl: outputs.IngestQueueUrl,
+    routing: { frameManifestSuffix: outputs.FrameManifestSuffix, clearUniqueIdOnError: outputs.ClearUniqueIdOnError === 'true' },
     s3: new S3Client(clientConfig),
     sqs,
     dynamo: new DynamoDBClient(clientConfig),
@@ -174,6 +199,7 @@ function assemble(parts: {
   resultsBucket: string;
   tasksTable: string;
   ingestQueueUrl: string;
+  routing: PipelineTarget['routing'];
   s3: S3Client;
   sqs: SQSClient;
   dynamo: DynamoDBClient;
@@ -189,6 +215,7 @@ function assemble(parts: {
     resultsBucket: parts.resultsBucket,
     tasksTable: parts.tasksTable,
     ingestQueueUrl: parts.ingestQueueUrl,
+    routing: parts.routing,
     s3: parts.s3,
     sqs: parts.sqs,
     doc,

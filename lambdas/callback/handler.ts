@@ -28,7 +28,8 @@ const policy: ResultFilePolicy = {
 };
 const resultFiles: ResultFileStore = {
   put: async (key, body, contentType) => {
-    await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: body, ContentType: contentType }));
+    // The length given, so the SDK never has to guess it (an empty body would otherwise go without one).
+    await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: body, ContentLength: body.byteLength, ContentType: contentType }));
     return { bucket: resultsBucket, key };
   },
 };

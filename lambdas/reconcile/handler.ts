@@ -45,7 +45,9 @@ export const handler = async (_event: unknown, context: Context): Promise<Reconc
     errorResubmissions,
     prepareResubmission: (uniqueId, taskId, now) => store.prepareResubmission(uniqueId, taskId, now),
     storeState: async (uniqueId, name, body) => {
-      await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: `${CALLBACK_ARCHIVE_PREFIX}${uniqueId}/${name}`, Body: body, ContentType: 'application/json' }));
+      await s3.send(
+        new PutObjectCommand({ Bucket: resultsBucket, Key: `${CALLBACK_ARCHIVE_PREFIX}${uniqueId}/${name}`, Body: body, ContentLength: Buffer.byteLength(body), ContentType: 'application/json' }),
+      );
     },
     resubmit: async (notification) => {
       await sqs.send(new SendMessageCommand({ QueueUrl: ingestQueueUrl, MessageBody: notification }));

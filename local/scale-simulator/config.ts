@@ -49,6 +49,12 @@ export const SimulatorConfigSchema = z
      * normally. The control surface (/_simulator/...) is not affected.
      */
     refuseApiKey: z.union([z.literal(401), z.literal(403)]).nullable().default(null),
+    /**
+     * Bytes of filler (a `padding` string field) added to every completed task's response, so it can outgrow what
+     * the receiver keeps in its table (INLINE_RESPONSE_LIMIT_BYTES) and must be read from the archived callback;
+     * at most 8 MiB, well inside API Gateway's 10 MB body limit.
+     */
+    responsePaddingBytes: z.number().int().min(0).max(8 * 1024 * 1024).default(0),
     /** Seed of the random faults, so a run can be repeated. */
     seed: z.number().int().default(1),
   })

@@ -139,12 +139,14 @@ export async function runTask(record: TaskRecord, ctx: LifecycleContext): Promis
   // Like Scale's lidar work: the annotations are a file the response points at.
   const cuboids = Array.from({ length: facts.frames * 3 }, (_, i) => ({ id: i, frame: Math.floor(i / 3), label: 'car' }));
   record.resultFiles = { 'annotations.json': Buffer.from(JSON.stringify({ task_id: task.task_id, cuboids })) };
+  const config = ctx.config();
   task.response = {
     annotations: { url: ctx.resultFileUrl(task.task_id, 'annotations.json'), cuboids: facts.frames * 3, sensors_labeled: facts.sensors },
     frames: facts.frames,
     bytes_read: facts.bytes,
+    // A response as large as a dense scene's inline labels: the receiver keeps it by reference, not in its table.
+    ...(config.responsePaddingBytes > 0 ? { padding: 'x'.repeat(config.responsePaddingBytes) } : {}),
   };
-  const config = ctx.config();
 
   // With equalTimestamps the audit or recall carries the completion's very updated_at: a receiver ordering
   // callbacks by updated_at meets a tie between two different bodies and must break it deterministically.

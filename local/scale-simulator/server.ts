@@ -24,6 +24,8 @@ export interface ScaleSimulator {
   /** Origin of the server; the control surface is at `${origin}/_simulator/...` (also under `/v1`). */
   origin: string;
   configure(patch: SimulatorConfigPatch): SimulatorConfig;
+  /** Replaces the projects that exist for this key, as when one is created (or deleted) at Scale while running. */
+  setProjects(names: string[]): void;
   state(): SimulatorState;
   /** Resolves when no task is downloading, waiting or calling back. */
   idle(): Promise<void>;
@@ -57,6 +59,7 @@ class HttpError extends Error {
 export async function startScaleSimulator(options: ScaleSimulatorOptions): Promise<ScaleSimulator> {
   let config = SimulatorConfigSchema.parse(options.config ?? {});
   let random = mulberry32(config.seed);
+  let projects = [...options.projects];
   const records = new Map<string, TaskRecord>();
   const byUniqueId = new Map<string, string>();
   const counters = { total: 0, refused: 0, rateLimited: 0, injectedErrors: 0, dropped: 0 };
@@ -180,7 +183,7 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     const parsed = checkAgainst(CreateMultistageTaskRequestSchema, body);
     if (!parsed.ok) throw new HttpError(400, `Invalid parameters: ${parsed.problems.join('; ')}`);
     const request = parsed.value;
-    if (!options.projects.includes(request.project)) throw new HttpError(400, `Project "${request.project}" was not found.`);
+    if (!projects.includes(request.project)) throw new HttpError(400, `Project "${request.project}" was not found.`);
     if (request.batch && !options.batches?.some((b) => b.name === request.batch && b.project === request.project)) {
       throw new HttpError(400, `Batch "${request.batch}" was not found in project "${request.project}".`);
     }
@@ -259,6 +262,9 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
     apiUrl: `${origin}/v1`,
     origin,
     configure,
+    setProjects(names: string[]) {
+      projects = [...names];
+    },
     state,
     async idle() {
       while (background.size > 0) await Promise.allSettled([...background]);

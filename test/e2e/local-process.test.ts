@@ -1,16 +1,18 @@
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LocalInfo } from '../../local/pipeline.js';
 import { eventually } from '../helpers/http.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+const run = promisify(execFile);
 const dir = await mkdtemp(join(tmpdir(), 'local-process-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
@@ -22,9 +24,21 @@ const listening = (url: string) =>
   });
 
 describe('npm run local', () => {
-  it('prints one JSON line when ready, writes it to --info-file, and stops every server on SIGTERM', async () => {
+  it('explains its options with --help and exits 0 without starting anything', async () => {
+    const { stdout } = await run('npm', ['run', '-s', 'local', '--', '--help'], { cwd: root, timeout: 30_000 });
+    expect(stdout).toMatch(/^Usage: npm run -s local -- \[options\]/);
+    for (const option of ['--info-file PATH', '--work-dir DIR', '--events-url URL', '--reconcile-every SECONDS', '-h, --help']) expect(stdout).toContain(`  ${option}`);
+  }, 30_000);
+
+  it('refuses an unknown option with exit 2, pointing at --help', async () => {
+    const failed = await run('npm', ['run', '-s', 'local', '--', '--info'], { cwd: root, timeout: 30_000 }).catch((err: { code: number; stderr: string }) => err);
+    expect(failed).toMatchObject({ code: 2 });
+    expect((failed as { stderr: string }).stderr).toContain('npm run local -- --help lists the options.');
+  }, 30_000);
+
+  it('prints only the JSON line on stdout (npm run -s), writes it to --info-file, and on SIGTERM stops every server and removes its temporary folder', async () => {
     const infoFile = join(dir, 'info.json');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/local.ts', '--info-file', infoFile, '--work-dir', join(dir, 'work')], {
+    const child = spawn('npm', ['run', '-s', 'local', '--', '--info-file', infoFile], {
       cwd: root,
       env: { ...process.env, LOCAL_LOG_LEVEL: 'ERROR' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -44,11 +58,18 @@ describe('npm run local', () => {
       expect(new URL(url).hostname).toBe('127.0.0.1');
       expect(await listening(url), url).toBe(true);
     }
+    // Without --work-dir: a fresh temporary folder, named in the info by the files it holds.
+    const workDir = dirname(info.deadLetterFile);
+    expect(dirname(workDir)).toBe(tmpdir());
+    expect(basename(workDir)).toMatch(/^scale-sfs-local-/);
+    expect(existsSync(workDir)).toBe(true);
 
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
-    expect(stdout.trim().split('\n')).toHaveLength(1);
+    expect(stdout.endsWith('\n')).toBe(true);
+    expect(stdout.trimEnd().split('\n')).toHaveLength(1);
     for (const url of endpoints) expect(await listening(url), url).toBe(false);
+    expect(existsSync(workDir)).toBe(false);
   }, 90_000);
 });
 
@@ -129,7 +150,9 @@ describe('npm run local, stopped through npm', () => {
       expect(code, stderr).toBe(0);
       expect(Date.now() - stopAsked).toBeLessThan(15_000);
       for (const url of endpoints) expect(await listening(url), url).toBe(false);
-      // Helpers that leave when their parent does (esbuild's service, function instances) get a moment to do so.
+      // A work folder the user named is theirs: it stays, with what the pipeline wrote there.
+      expect(readdirSync(workDir)).toContain('dead-letters.jsonl');
+      // Child processes that leave when their parent does (esbuild's service, function instances) get a moment to do so.
       const left = () => [...stillRunning(started.map((p) => p.pid)), ...processes().filter((p) => p.state !== 'Z' && p.cmdline.includes(workDir))];
       await eventually(() => (left().length === 0 ? true : undefined), 3_000, 'every started process to exit').catch(() => undefined);
       expect(left()).toEqual([]);

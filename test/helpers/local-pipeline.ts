@@ -34,12 +34,14 @@ export function clientsFor(pipeline: LocalPipeline) {
     s3,
     reader,
     async put(key: string, body: Uint8Array | string) {
-      const out = await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: body }));
+      const size = typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength;
+      // The length given: the SDK sends none for an empty string and warns about a stream of unknown length.
+      const out = await s3.send(new PutObjectCommand({ Bucket: info.bucket, Key: key, Body: body, ContentLength: size }));
       const eTag = out.ETag!.replace(/"/g, '');
       // S3 notifies before it answers: a scene's notification is already there, with the sequencer it gave the write.
       const notified = pipeline.notified.findLast((n) => n.key === key && n.eventName?.startsWith('ObjectCreated:') && n.eTag === eTag && n.versionId === out.VersionId);
       const object = { bucket: info.bucket, key, eTag, ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(notified?.sequencer ? { sequencer: notified.sequencer } : {}) };
-      return { ...object, size: typeof body === 'string' ? Buffer.byteLength(body) : body.length, uniqueId: sceneUniqueId(object) };
+      return { ...object, size, uniqueId: sceneUniqueId(object) };
     },
     /** The AWS CLI, configured only from the pipeline's info (plus a multipart threshold small enough to test). */
     async awsCli(args: string[]) {

@@ -2,15 +2,21 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { readFileSync } from 'node:fs';
-import { readPipelineConfig } from '../../lib/config.js';
+import { mergePatch, readPipelineConfig } from '../../lib/config.js';
 import { PipelineStack } from '../../lib/pipeline-stack.js';
 
 const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> };
 
-/** The stack as `cdk synth` builds it, with cdk.json's context; bundling skipped (the bundles are tested elsewhere). */
+/** The Scale project the stacks here route to: cdk.json ships none, so the tests name one. */
+export const SYNTH_PROJECT = 'my-scale-project';
+
+/**
+ * The stack as `cdk synth` builds it, with cdk.json's context and SYNTH_PROJECT, `pipeline` merged onto them as
+ * `-c pipeline='…'` is; bundling skipped (the bundles are tested elsewhere).
+ */
 export function synth(pipeline: Record<string, unknown> = {}, options: { nag?: boolean } = {}) {
-  const base = cdkJson.context.pipeline as Record<string, unknown>;
-  const app = new App({ context: { ...cdkJson.context, pipeline: { ...base, ...pipeline }, 'aws:cdk:bundling-stacks': [] } });
+  const base = mergePatch(cdkJson.context.pipeline, { routing: { project: SYNTH_PROJECT } });
+  const app = new App({ context: { ...cdkJson.context, pipeline: mergePatch(base, pipeline), 'aws:cdk:bundling-stacks': [] } });
   const stack = new PipelineStack(app, 'Test', { config: readPipelineConfig(app) });
   if (options.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   // Template.fromStack synthesizes; a nag run must synthesize itself, once.

@@ -94,7 +94,7 @@ describe('functions', () => {
   it('gives create-task its routing, the Scale URL and the signed callback base', () => {
     const [, fn] = functionNamed('create-task');
     const vars = fn.Properties.Environment.Variables;
-    expect(JSON.parse(vars.ROUTING)).toMatchObject({ project: 'my-scale-project', clearUniqueIdOnError: true, presignExpiresSeconds: 21_600 });
+    expect(JSON.parse(vars.ROUTING)).toMatchObject({ project: 'my-scale-project', clearUniqueIdOnError: true, presignExpiresSeconds: 21_600 }); // synth()'s project
     expect(vars.SCALE_API_URL).toBe('https://api.scale.com/v1');
     expect(JSON.stringify(vars.CALLBACK_URL)).toContain('/callback');
     expect(Object.keys(vars)).toEqual(expect.arrayContaining(['TASKS_TABLE', 'SCALE_API_KEY_SECRET_ID', 'CALLBACK_SIGNING_SECRET_ID']));
@@ -175,10 +175,14 @@ describe('secrets and outputs', () => {
         'CallbackSigningKeySecretName',
         'CallbackUrl',
         'CallbackDeadLetterQueueArn',
+        'ClearUniqueIdOnError',
         'DeadLetterQueueArn',
         'DeadLetterQueueUrl',
+        'FrameManifestSuffix',
+        'IngestQueueUrl',
         'ResultsBucketName',
         'ScaleApiKeySecretName',
+        'ScaleApiUrl',
         'ScaleCallbackAuthKeySecretName',
         'ScenesBucketName',
         'TaskEventBusArn',
@@ -188,6 +192,8 @@ describe('secrets and outputs', () => {
       ].sort(),
     );
     expect(JSON.stringify(outputs)).not.toMatch(/SecretString|SET-ME/);
+    // What the sfs-pipeline command reads of the deployed configuration.
+    expect([outputs.FrameManifestSuffix?.Value, outputs.ClearUniqueIdOnError?.Value, outputs.ScaleApiUrl?.Value]).toEqual(['.frames.json', 'true', 'https://api.scale.com/v1']);
   });
 });
 

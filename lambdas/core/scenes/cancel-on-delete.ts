@@ -22,6 +22,8 @@ export type RemovalOutcome =
   | CancelOutcome;
 
 export const CANCELED_ON_DELETE = 'the object was deleted from S3 while its task was pending; the task was canceled at Scale';
+/** The reason recorded when an operator cancels a pending task (`sfs-pipeline cancel`). */
+export const CANCELED_BY_OPERATOR = 'canceled by an operator (sfs-pipeline cancel)';
 
 /**
  * A delete of an object whose upload has a task Scale has not started: cancel it, so deleted data is not labelled

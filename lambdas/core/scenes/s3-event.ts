@@ -88,6 +88,22 @@ export function changesInMessage(body: string): BucketChange[] {
   });
 }
 
+/**
+ * The S3 event notification S3 sent for an upload, as create-task reads it back: the same bucket, key (encoded as
+ * S3 encodes it), versionId, sequencer and ETag, so it names the same upload (the same uniqueId). Sending it to the
+ * ingest queue submits that upload again by the very path an upload takes (the reconciler's resubmissions, retries).
+ */
+export function uploadNotification(upload: UploadIdentity & { size?: number }, now: Date): string {
+  const object = {
+    key: encodeS3Key(upload.key),
+    ...(upload.size !== undefined ? { size: upload.size } : {}),
+    ...(upload.eTag ? { eTag: upload.eTag } : {}),
+    ...(upload.versionId ? { versionId: upload.versionId } : {}),
+    ...(upload.sequencer ? { sequencer: upload.sequencer } : {}),
+  };
+  return JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', eventTime: now.toISOString(), s3: { bucket: { name: upload.bucket }, object } }] });
+}
+
 /** S3 sequencers order events for one key: as AWS documents, right-pad the shorter with zeros, then compare. */
 export function compareSequencers(a: string, b: string): number {
   const width = Math.max(a.length, b.length);

@@ -2,7 +2,7 @@ import { ConditionalCheckFailedException, type DynamoDBClient } from '@aws-sdk/c
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { UpdateExpression } from './dynamo-update-expression.js';
 import type { TaskRecord, TaskStatus } from './task-record.js';
-import type { CallbackUpdate, FailedAttempt, SceneSource, Submission, SubmittedTask, TaskStore } from './task-store.js';
+import type { CallbackUpdate, FailedAttempt, RetryableStatus, SceneSource, Submission, SubmittedTask, TaskStore } from './task-store.js';
 
 /** Key schema and indexes of the tasks table: the stack and the local pipeline both build the table from this. */
 export const TASKS_TABLE_SCHEMA = {
@@ -222,6 +222,26 @@ export class DynamoTaskStore implements TaskStore {
     for (const field of ['taskId', 'scaleStatus', 'scaleUpdatedAt', 'callbackOrder', 'callbackDigest', 'completedAt', 'responseJson', 'responseRef', 'submittedAt', 'claimId']) expr.remove(field);
     try {
       await this.update(expr, uniqueId, `${expr.name('status')} = ${expr.value('error')} AND ${expr.name('taskId')} = ${expr.value(taskId)}`);
+      return true;
+    } catch (err) {
+      if (!isConditionFailure(err)) throw err;
+      return false;
+    }
+  }
+
+  async prepareRetry(uniqueId: string, from: { status: RetryableStatus; taskId?: string }, now: string): Promise<boolean> {
+    // The errored task is kept (previousTaskIds), exactly as the reconciler's resubmissions keep it.
+    if (from.status === 'error') return from.taskId !== undefined && this.prepareResubmission(uniqueId, from.taskId, now);
+    const expr = new UpdateExpression();
+    expr.set('updatedAt', now);
+    // create-task's claim refuses 'rejected'; 'create_failed' and 'failed' it takes as they are (and as 'resumed').
+    if (from.status === 'rejected') {
+      expr.set('status', 'submitting');
+      expr.remove('reason');
+    }
+    try {
+      // Never over a task: a record that has one (or got one meanwhile) is not this retry's to reopen.
+      await this.update(expr, uniqueId, `${expr.name('status')} = ${expr.value(from.status)} AND attribute_not_exists(${expr.name('taskId')})`);
       return true;
     } catch (err) {
       if (!isConditionFailure(err)) throw err;

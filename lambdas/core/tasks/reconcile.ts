@@ -1,7 +1,7 @@
 import { callbackStateKey } from '../callbacks/apply-callback.js';
 import type { ListTasksQuery } from '../scale/client.js';
 import type { ScaleTask, TaskList } from '../scale/schemas.js';
-import { encodeS3Key } from '../scenes/s3-event.js';
+import { uploadNotification } from '../scenes/s3-event.js';
 import { SCALE_TASK_STATUSES, type ScaleTaskStatus, type TaskRecord, type TaskStatus } from './task-record.js';
 
 /** One run's figures: what it looked at and what it found missing. */
@@ -106,7 +106,7 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
         await storeIfMissing(task, deps);
         report.adopted++;
       } else {
-        await deps.resubmit(notificationFor(record, now));
+        await deps.resubmit(uploadNotification(record, now));
         report.resubmitted++;
       }
     }
@@ -133,7 +133,7 @@ async function retryTransientErrors(deps: ReconcileDeps, since: string, now: Dat
       const transient = record.responseJson?.includes(DOWNLOAD_FAILED) ?? false;
       if (!transient || !record.taskId || (record.resubmissions ?? 0) >= deps.errorResubmissions) continue;
       if (!(await deps.prepareResubmission(record.uniqueId, record.taskId, now.toISOString()))) continue;
-      await deps.resubmit(notificationFor(record, now));
+      await deps.resubmit(uploadNotification(record, now));
       report.retriedErrors++;
     }
     cursor = page.cursor;
@@ -160,16 +160,4 @@ async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<'no
   // Named by the state's own time: running again before it is applied writes the same object, not another.
   await deps.storeState(uniqueId, `reconciled-${at.replace(/[:.]/g, '')}-${status}-${audits}.json`, body);
   return 'stored';
-}
-
-/** The S3 event notification S3 sent for the upload, as create-task reads it. */
-function notificationFor(record: TaskRecord, now: Date): string {
-  const object = {
-    key: encodeS3Key(record.key),
-    ...(record.size !== undefined ? { size: record.size } : {}),
-    ...(record.eTag ? { eTag: record.eTag } : {}),
-    ...(record.versionId ? { versionId: record.versionId } : {}),
-    ...(record.sequencer ? { sequencer: record.sequencer } : {}),
-  };
-  return JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', eventTime: now.toISOString(), s3: { bucket: { name: record.bucket }, object } }] });
 }

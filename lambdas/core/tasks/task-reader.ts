@@ -1,6 +1,7 @@
-import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
+import * as z from 'zod/mini';
 import { checkAgainst } from '../shared/validation.js';
-import { TaskRecordSchema, type TaskRecord, type TaskStatus } from './task-record.js';
+import { TASK_STATUSES, TaskRecordSchema, type TaskRecord, type TaskStatus } from './task-record.js';
 
 export interface Page {
   items: TaskRecord[];
@@ -8,7 +9,47 @@ export interface Page {
   cursor?: string;
 }
 
-/** Typed, read-only access to the tasks table for downstream jobs (export, QA). */
+/** Which records a listing covers. Every field narrows it; none given: every record. */
+export interface ListQuery {
+  /** Default: every status (TASK_STATUSES), each read from the byStatus index, never by a Scan. */
+  statuses?: readonly TaskStatus[];
+  /** Only records updated at or after this ISO time. */
+  since?: string;
+  project?: string;
+  /** Only object keys starting with this. */
+  keyPrefix?: string;
+}
+
+/** newest: by updatedAt descending (list); oldest: ascending (export). Ties broken by uniqueId, the same way. */
+export type ListOrder = 'newest' | 'oldest';
+
+/** Where a listing stopped: the last record it gave, in its total order (updatedAt, then uniqueId). */
+type Position = { updatedAt: string; uniqueId: string };
+
+/** A cursor that is not one this reader wrote, or that continues a different listing. */
+export class InvalidCursorError extends Error {
+  override name = 'InvalidCursorError';
+}
+
+/**
+ * A cursor carries the whole listing (order, query) and the position, so it resumes exactly that listing even
+ * when the records around it change, and cannot be applied to another one by mistake.
+ */
+const CursorSchema = z.object({
+  v: z.literal(1),
+  order: z.enum(['newest', 'oldest']),
+  statuses: z.optional(z.array(z.enum(TASK_STATUSES))),
+  since: z.optional(z.string()),
+  project: z.optional(z.string()),
+  keyPrefix: z.optional(z.string()),
+  at: z.string(),
+  id: z.string(),
+});
+
+/** The query a cursor continues (statuses in TASK_STATUSES order, absent when all), and its order. */
+export const decodeCursor = (cursor: string): { order: ListOrder; query: ListQuery } => parseCursor(cursor);
+
+/** Typed, read-only access to the tasks table for downstream jobs (export, QA) and the CLI. */
 export class TaskReader {
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -28,6 +69,30 @@ export class TaskReader {
     return Items?.[0] ? toRecord(Items[0]) : undefined;
   }
 
+  /** Every upload (version) of s3://bucket/key, newest first, from the byKey index: "what happened to my upload". */
+  async findByKey(bucket: string, key: string): Promise<TaskRecord[]> {
+    const records: TaskRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: 'byKey',
+          KeyConditionExpression: '#key = :key',
+          ExpressionAttributeNames: { '#key': 'key' },
+          ExpressionAttributeValues: { ':key': key },
+          ScanIndexForward: false,
+          ExclusiveStartKey: start,
+        }),
+      );
+      // The index is by key alone: the same key in another bucket is another object.
+      records.push(...(page.Items ?? []).map(toRecord).filter((record) => record.bucket === bucket));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    // Uploads created in the same millisecond: a stable order, not the index's.
+    return records.sort((a, b) => compare(b.createdAt, a.createdAt) || compare(b.uniqueId, a.uniqueId));
+  }
+
   /** Records in `status` updated at or after `since` (ISO time), oldest first. */
   listByStatus(status: TaskStatus, since: string, options: { limit?: number; cursor?: string } = {}): Promise<Page> {
     return this.queryStatus(status, 'updatedAt >= :time', since, options);
@@ -36,6 +101,73 @@ export class TaskReader {
   /** Records in `status` last updated before `before` (ISO time), oldest first: what has been stuck there. */
   listByStatusBefore(status: TaskStatus, before: string, options: { limit?: number; cursor?: string } = {}): Promise<Page> {
     return this.queryStatus(status, 'updatedAt < :time', before, options);
+  }
+
+  /** One page of the query across its statuses, newest first; `cursor` (from the previous page) continues it. */
+  listNewest(query: ListQuery, options: { limit?: number; cursor?: string } = {}): Promise<Page> {
+    return this.page('newest', query, options);
+  }
+
+  /** The same, oldest first. */
+  listOldest(query: ListQuery, options: { limit?: number; cursor?: string } = {}): Promise<Page> {
+    return this.page('oldest', query, options);
+  }
+
+  /**
+   * Every record of the query in `order`, one at a time (never all in memory), each with the cursor that resumes
+   * the listing right after it: what a long export saves to continue where it stopped.
+   */
+  async *iterate(order: ListOrder, query: ListQuery, options: { cursor?: string; batchSize?: number } = {}): AsyncGenerator<{ record: TaskRecord; cursor: string }> {
+    const normal = normalise(query);
+    const after = options.cursor === undefined ? undefined : positionIn(options.cursor, order, normal);
+    const streams = statusesOf(normal).map((status) => {
+      const input = { ...statusQuery(this.tableName, status, order, normal, after), Limit: options.batchSize ?? 100 };
+      return new StatusStream((start) => this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: start })), order, after);
+    });
+    for (;;) {
+      let best: StatusStream | undefined;
+      let bestHead: TaskRecord | undefined;
+      for (const stream of streams) {
+        const head = await stream.head();
+        if (head && (!bestHead || before(order, head, bestHead))) [best, bestHead] = [stream, head];
+      }
+      if (!best || !bestHead) return;
+      best.shift();
+      yield { record: bestHead, cursor: encodeCursor(order, normal, bestHead) };
+    }
+  }
+
+  /**
+   * How many records the query covers (a COUNT per status, for progress: the index is read, nothing returned);
+   * after an oldest-first `cursor`, what is left, counting records of the cursor's very millisecond as left.
+   */
+  async count(query: ListQuery, options: { cursor?: string } = {}): Promise<number> {
+    const normal = normalise(query);
+    const after = options.cursor === undefined ? undefined : positionIn(options.cursor, 'oldest', normal);
+    let total = 0;
+    for (const status of statusesOf(normal)) {
+      let start: Record<string, unknown> | undefined;
+      do {
+        const input = statusQuery(this.tableName, status, 'oldest', normal, after);
+        const page = await this.doc.send(new QueryCommand({ ...input, Select: 'COUNT', ExclusiveStartKey: start }));
+        total += page.Count ?? 0;
+        start = page.LastEvaluatedKey;
+      } while (start);
+    }
+    return total;
+  }
+
+  private async page(order: ListOrder, query: ListQuery, options: { limit?: number; cursor?: string }): Promise<Page> {
+    const limit = Math.max(1, options.limit ?? 50);
+    const items: TaskRecord[] = [];
+    let cursor: string | undefined;
+    // One record past the page tells whether there is a next one: the last page never needs a cursor.
+    for await (const next of this.iterate(order, query, { cursor: options.cursor, batchSize: Math.min(limit + 1, 500) })) {
+      if (items.length === limit) return { items, cursor };
+      items.push(next.record);
+      cursor = next.cursor;
+    }
+    return { items };
   }
 
   private async queryStatus(status: TaskStatus, timeCondition: string, time: string, options: { limit?: number; cursor?: string }): Promise<Page> {
@@ -55,6 +187,128 @@ export class TaskReader {
       ...(LastEvaluatedKey ? { cursor: Buffer.from(JSON.stringify(LastEvaluatedKey)).toString('base64url') } : {}),
     };
   }
+}
+
+type ReadPage = (start: Record<string, unknown> | undefined) => Promise<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> }>;
+
+/**
+ * One status's records in the listing's total order. The index orders by updatedAt only, so records sharing one
+ * updatedAt may come in any order and across pages: a record is given only once every record with its
+ * updatedAt has been read, and then in uniqueId order.
+ */
+class StatusStream {
+  private buffer: TaskRecord[] = [];
+  private start: Record<string, unknown> | undefined;
+  private done = false;
+
+  constructor(
+    private readonly read: ReadPage,
+    private readonly order: ListOrder,
+    private readonly after: Position | undefined,
+  ) {}
+
+  async head(): Promise<TaskRecord | undefined> {
+    while (!this.done && (this.buffer.length === 0 || this.buffer[0]!.updatedAt === this.buffer.at(-1)!.updatedAt)) await this.fetch();
+    return this.buffer[0];
+  }
+
+  shift(): void {
+    this.buffer.shift();
+  }
+
+  private async fetch(): Promise<void> {
+    const page = await this.read(this.start);
+    const { after, order } = this;
+    // The key condition includes the cursor's own updatedAt: drop the records of that time already given.
+    const fresh = (page.Items ?? []).map(toRecord).filter((r) => !after || r.updatedAt !== after.updatedAt || (order === 'newest' ? r.uniqueId < after.uniqueId : r.uniqueId > after.uniqueId));
+    this.buffer = [...this.buffer, ...fresh].sort((a, b) => (before(order, a, b) ? -1 : before(order, b, a) ? 1 : 0));
+    this.start = page.LastEvaluatedKey;
+    this.done = this.start === undefined;
+  }
+}
+
+/** The byStatus query of one status within the listing's bounds (since, the cursor), in the listing's order. */
+function statusQuery(tableName: string, status: TaskStatus, order: ListOrder, query: ListQuery, after: Position | undefined): QueryCommandInput {
+  const names: Record<string, string> = { '#status': 'status' };
+  const values: Record<string, unknown> = { ':status': status };
+  let lower = query.since;
+  let upper: string | undefined;
+  if (after && order === 'newest') upper = after.updatedAt;
+  if (after && order === 'oldest' && (lower === undefined || after.updatedAt > lower)) lower = after.updatedAt;
+  const time = lower !== undefined && upper !== undefined ? ' AND #updatedAt BETWEEN :lower AND :upper' : lower !== undefined ? ' AND #updatedAt >= :lower' : upper !== undefined ? ' AND #updatedAt <= :upper' : '';
+  // DynamoDB refuses names and values an expression does not use.
+  if (time) names['#updatedAt'] = 'updatedAt';
+  if (lower !== undefined) values[':lower'] = lower;
+  if (upper !== undefined) values[':upper'] = upper;
+  const filters: string[] = [];
+  if (query.project !== undefined) {
+    filters.push('#project = :project');
+    names['#project'] = 'project';
+    values[':project'] = query.project;
+  }
+  if (query.keyPrefix !== undefined) {
+    filters.push('begins_with(#key, :prefix)');
+    names['#key'] = 'key';
+    values[':prefix'] = query.keyPrefix;
+  }
+  return {
+    TableName: tableName,
+    IndexName: 'byStatus',
+    KeyConditionExpression: `#status = :status${time}`,
+    ...(filters.length > 0 ? { FilterExpression: filters.join(' AND ') } : {}),
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+    ScanIndexForward: order === 'oldest',
+  };
+}
+
+/** Byte order, as DynamoDB compares strings (ISO times sort as they read). */
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Whether `a` comes before `b` in the listing: updatedAt, then uniqueId, both in the listing's direction. */
+function before(order: ListOrder, a: TaskRecord, b: TaskRecord): boolean {
+  const sign = compare(a.updatedAt, b.updatedAt) || compare(a.uniqueId, b.uniqueId);
+  return order === 'newest' ? sign > 0 : sign < 0;
+}
+
+function normalise(query: ListQuery): ListQuery {
+  const statuses = query.statuses === undefined ? undefined : TASK_STATUSES.filter((status) => query.statuses!.includes(status));
+  return {
+    ...(statuses !== undefined && statuses.length < TASK_STATUSES.length ? { statuses } : {}),
+    ...(query.since !== undefined ? { since: query.since } : {}),
+    ...(query.project !== undefined ? { project: query.project } : {}),
+    ...(query.keyPrefix !== undefined ? { keyPrefix: query.keyPrefix } : {}),
+  };
+}
+
+const statusesOf = (query: ListQuery): readonly TaskStatus[] => query.statuses ?? TASK_STATUSES;
+
+function encodeCursor(order: ListOrder, query: ListQuery, last: TaskRecord): string {
+  return Buffer.from(JSON.stringify({ v: 1, order, ...query, at: last.updatedAt, id: last.uniqueId })).toString('base64url');
+}
+
+function parseCursor(cursor: string): { order: ListOrder; query: ListQuery; position: Position } {
+  const json = (() => {
+    try {
+      return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    } catch {
+      return undefined;
+    }
+  })();
+  const parsed = checkAgainst(CursorSchema, json);
+  if (!parsed.ok) throw new InvalidCursorError('this is not a cursor of a task listing (copy it whole from the "next cursor" line)');
+  const { order, at, id, statuses, since, project, keyPrefix } = parsed.value;
+  return { order, query: normalise({ statuses, since, project, keyPrefix }), position: { updatedAt: at, uniqueId: id } };
+}
+
+/** The cursor's position, when it continues this very listing. */
+function positionIn(cursor: string, order: ListOrder, query: ListQuery): Position {
+  const parsed = parseCursor(cursor);
+  if (parsed.order !== order) throw new InvalidCursorError(`this cursor continues a listing ${parsed.order} first, not ${order} first`);
+  if (JSON.stringify(parsed.query) !== JSON.stringify(query)) {
+    throw new InvalidCursorError(`this cursor continues another listing (${JSON.stringify(parsed.query)}), not ${JSON.stringify(query)}: give the same filters, or start without a cursor`);
+  }
+  return parsed.position;
 }
 
 function toRecord(item: Record<string, unknown>): TaskRecord {

@@ -29,6 +29,9 @@ export interface FailedAttempt {
   claimId?: string;
 }
 
+/** Statuses an operator may retry once the cause is fixed (see core/tasks/retry.ts for how each is retried). */
+export type RetryableStatus = Extract<TaskStatus, 'rejected' | 'create_failed' | 'error' | 'failed'>;
+
 export interface CallbackUpdate {
   uniqueId: string;
   taskId: string;
@@ -88,6 +91,13 @@ export interface TaskStore {
    * `previousTaskIds` (its late callbacks then change nothing); false when the record is no longer at that task.
    */
   prepareResubmission(uniqueId: string, taskId: string, now: string): Promise<boolean>;
+  /**
+   * Readies an upload for another attempt through the ingest queue, only if it is still where the caller saw it
+   * (`from`): 'rejected' (and no task) → 'submitting', which create-task takes; 'create_failed' or 'failed' (and
+   * no task) stay as they are, create-task's claim takes them; 'error' at `from.taskId` → as prepareResubmission.
+   * False when the record moved on (another retry, a delivery, a callback): nothing is changed then.
+   */
+  prepareRetry(uniqueId: string, from: { status: RetryableStatus; taskId?: string }, now: string): Promise<boolean>;
   /** Applies a callback if it is newer than what is stored; 'stale' when it is not (it is still counted). */
   applyCallback(update: CallbackUpdate, now: string): Promise<'applied' | 'stale'>;
 }

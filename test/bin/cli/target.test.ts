@@ -30,6 +30,7 @@ beforeAll(async () => {
   outputs = Object.fromEntries(declared.map((key) => [key, `value-of-${key}`]));
   outputs.DeadLetterQueueArn = DLQ_ARN;
   outputs.ScaleApiUrl = simulator.apiUrl;
+  outputs.ClearUniqueIdOnError = 'false';
 });
 afterAll(async () => {
   await simulator.close();
@@ -57,6 +58,7 @@ describe('sfs-pipeline on a deployed stack', () => {
         resultsBucket: 'value-of-ResultsBucketName',
         tasksTable: 'value-of-TasksTableName',
         ingestQueueUrl: 'value-of-IngestQueueUrl',
+        routing: { frameManifestSuffix: 'value-of-FrameManifestSuffix', clearUniqueIdOnError: false },
       });
       expect(await target.s3.config.region()).toBe('eu-west-1');
     } finally {
@@ -132,6 +134,6 @@ describe('choosing a target', () => {
     expect(notFound?.message).toMatch(/^cannot read the local pipeline's info file .*absent\.json: .*ENOENT.* Start it with: npm run local -- --info-file /);
     const other = join(dir, 'other.json');
     await writeFile(other, '{"region":"us-east-1"}');
-    expect((await refusal(resolveTarget({ local: other })))?.message).toContain('is not a local pipeline info file (no s3Endpoint, dynamodbEndpoint, sqsEndpoint, controlUrl, tasksTable, bucket)');
+    expect((await refusal(resolveTarget({ local: other })))?.message).toContain('is not a local pipeline info file (no s3Endpoint, dynamodbEndpoint, sqsEndpoint, controlUrl, tasksTable, bucket, frameManifestSuffix)');
   });
 });

@@ -45,12 +45,20 @@ function isBinary(value: unknown): value is SfsBinary {
   return ArrayBuffer.isView(value) && !(value instanceof DataView) && !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array);
 }
 
+/** Whether the Uint8Array at `keys` is raw bytes (dtype `bytes`: images, video) or numbers (dtype `uint8`: intensities). */
+export type SfsBytesAt = (keys: SfsKeyPath) => boolean;
+
 /**
  * Lays out a scene: walks the value, moves every typed array to the binary section, and returns the header plus
- * a generator of the file's bytes. Uint8Array values are written as `bytes` (image/video payloads); use
- * `shape` via `shapes` to describe multi-dimensional arrays (e.g. positions as [n, 3]).
+ * a generator of the file's bytes. Uint8Array values are written as `bytes` (image/video payloads) unless
+ * `bytesAt` says they are numbers; use `shape` via `shapes` to describe multi-dimensional arrays (e.g. positions
+ * as [n, 3]).
  */
-export function encodeSfs(scene: Record<string, SfsValue>, shapes: (keys: SfsKeyPath, value: SfsBinary) => number[] | undefined = defaultShape): EncodedSfs {
+export function encodeSfs(
+  scene: Record<string, SfsValue>,
+  shapes: (keys: SfsKeyPath, value: SfsBinary) => number[] | undefined = defaultShape,
+  bytesAt: SfsBytesAt = () => true,
+): EncodedSfs {
   const items: SfsItem[] = [];
   const payloads: SfsBinary[] = [];
   let cursor = SFS_BINARY_MARKER_BYTES;
@@ -59,7 +67,7 @@ export function encodeSfs(scene: Record<string, SfsValue>, shapes: (keys: SfsKey
     if (isBinary(value)) {
       cursor = Math.ceil(cursor / ALIGNMENT) * ALIGNMENT;
       const shape = shapes(keys, value);
-      items.push({ keys, offset: cursor, length: value.byteLength, dtype: dtypeOf(value, true), ...(shape ? { shape } : {}) });
+      items.push({ keys, offset: cursor, length: value.byteLength, dtype: dtypeOf(value, bytesAt(keys)), ...(shape ? { shape } : {}) });
       payloads.push(value);
       cursor += value.byteLength;
       return '';
