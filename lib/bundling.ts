@@ -1,4 +1,4 @@
-import { OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { LogLevel, OutputFormat, type BundlingOptions } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,6 +45,8 @@ export const BUNDLING: BundlingOptions = {
   externalModules: [],
   // Some bundled CommonJS code calls require(); give ESM one.
   banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
+  // Sizes and timings of every bundle on each synth are noise; esbuild's warnings and errors still show.
+  logLevel: LogLevel.WARNING,
   // Bundling runs esbuild from node_modules; never Docker.
   forceDockerBundling: false,
 };
