@@ -3,12 +3,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signCallbackRef } from '../../lambdas/core/scenes/scene-identity.js';
 import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
 import { startLocalPipeline, type LocalPipeline } from '../../local/pipeline.js';
 import { buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually } from '../helpers/http.js';
+import { expectedCallbackSignature } from '../helpers/identity.js';
 import { clientsFor } from '../helpers/local-pipeline.js';
 
 // Scale's callbacks through the callback path as deployed: API Gateway (payload limit, REQUEST authorizer with
@@ -60,7 +60,7 @@ function callbackBody(record: TaskRecord, response: unknown, status = 'completed
 
 function post(ref: string, body: string | Buffer | ReadableStream<Uint8Array>, options: { auth?: string | null; sig?: string | null; headers?: Record<string, string> } = {}) {
   const query = new URLSearchParams({ ref });
-  if (options.sig !== null) query.set('sig', options.sig ?? signCallbackRef(ref, pipeline.secrets.signingKey));
+  if (options.sig !== null) query.set('sig', options.sig ?? expectedCallbackSignature(ref, pipeline.secrets.signingKey));
   const auth = options.auth === undefined ? pipeline.secrets.callbackAuthKey : options.auth;
   const headers = { 'content-type': 'application/json', ...(auth === null ? {} : { 'scale-callback-auth': auth }), ...options.headers };
   return fetch(`${pipeline.info.callbackUrl}?${query}`, { method: 'POST', headers, body, duplex: 'half' } as RequestInit);

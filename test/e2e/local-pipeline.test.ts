@@ -4,12 +4,12 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sceneUniqueId, signCallbackRef } from '../../lambdas/core/scenes/scene-identity.js';
 import { encodeSfsToBuffer, writeSfsFile } from '../../lambdas/core/scenes/sfs/writer.js';
 import { buildBundles } from '../../local/build-bundles.js';
 import { LOCAL_CREDENTIALS, startLocalPipeline, type LocalPipeline } from '../../local/pipeline.js';
 import { buildSampleFrame, buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually } from '../helpers/http.js';
+import { expectedCallbackSignature, expectedUniqueId } from '../helpers/identity.js';
 import { clientsFor } from '../helpers/local-pipeline.js';
 
 const scene = encodeSfsToBuffer(buildSampleScene({ lidarFrames: 2 }));
@@ -36,7 +36,7 @@ describe('local pipeline, end to end', () => {
     await writeSfsFile(file, buildSampleScene({ seed: 7 }));
     await c.awsCli(['s3', 'cp', file, `s3://${pipeline.info.bucket}/cli/drive 7/scene.sfs`]);
     const event = await eventually(() => pipeline.notified.find((n) => n.key === 'cli/drive 7/scene.sfs'));
-    const record = await c.settled(sceneUniqueId(event));
+    const record = await c.settled(expectedUniqueId(event));
     expect(record).toMatchObject({ status: 'completed', key: 'cli/drive 7/scene.sfs', size: (await stat(file)).size });
     expect(JSON.parse(record.responseJson!)).toMatchObject({ frames: 2 });
   });
@@ -48,7 +48,7 @@ describe('local pipeline, end to end', () => {
     await c.awsCli(['s3', 'cp', file, `s3://${pipeline.info.bucket}/multipart/big scene.sfs`]);
     const event = await eventually(() => pipeline.notified.find((n) => n.key === 'multipart/big scene.sfs'));
     expect(event.eventName).toBe('ObjectCreated:CompleteMultipartUpload');
-    const record = await c.settled(sceneUniqueId(event));
+    const record = await c.settled(expectedUniqueId(event));
     expect(record.status).toBe('completed');
     expect(c.tasksFor(record.uniqueId)[0]!.downloads).toEqual([expect.objectContaining({ statusCode: 200, bytes: (await stat(file)).size })]);
   }, 60_000);
@@ -126,7 +126,7 @@ describe('local pipeline, end to end', () => {
     const body = JSON.stringify({ task_id: before.taskId, status: 'error', task: { task_id: before.taskId, status: 'error', updated_at: '2099-01-01T00:00:00Z' }, response: { error: 'forged' } });
     const post = (query: string, auth?: string) =>
       fetch(`${pipeline.info.callbackUrl}?${query}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { 'scale-callback-auth': auth } : {}) }, body });
-    const goodSig = signCallbackRef(object.uniqueId, pipeline.secrets.signingKey);
+    const goodSig = expectedCallbackSignature(object.uniqueId, pipeline.secrets.signingKey);
     const authorizerCalls = pipeline.pools.callbackAuth.invocations;
     // A missing identity source never reaches the authorizer.
     expect((await post(`ref=${object.uniqueId}&sig=${goodSig}`)).status).toBe(401); // no header
@@ -136,7 +136,7 @@ describe('local pipeline, end to end', () => {
     const wrongKey = await post(`ref=${object.uniqueId}&sig=${goodSig}`, 'guessed-key');
     expect(wrongKey.status).toBe(403);
     expect(await wrongKey.json()).toEqual({ Message: 'User is not authorized to access this resource with an explicit deny' });
-    expect((await post(`ref=${object.uniqueId}&sig=${signCallbackRef(object.uniqueId, 'guessed')}`, pipeline.secrets.callbackAuthKey)).status).toBe(403);
+    expect((await post(`ref=${object.uniqueId}&sig=${expectedCallbackSignature(object.uniqueId, 'guessed')}`, pipeline.secrets.callbackAuthKey)).status).toBe(403);
     expect(pipeline.pools.callbackAuth.invocations).toBe(authorizerCalls + 2);
     expect(await c.reader.get(object.uniqueId)).toEqual(before);
     expect(await c.archived(`callbacks/${object.uniqueId}/`)).toHaveLength(1);

@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { documentClient } from '../../lambdas/core/tasks/dynamo-task-store.js';
-import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
 import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
 import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
 import type { LocalPipeline } from '../../local/pipeline.js';
 import { eventually } from './http.js';
+import { expectedUniqueId } from './identity.js';
 
 const run = promisify(execFile);
 
@@ -41,7 +41,7 @@ export function clientsFor(pipeline: LocalPipeline) {
       // S3 notifies before it answers: a scene's notification is already there, with the sequencer it gave the write.
       const notified = pipeline.notified.findLast((n) => n.key === key && n.eventName?.startsWith('ObjectCreated:') && n.eTag === eTag && n.versionId === out.VersionId);
       const object = { bucket: info.bucket, key, eTag, ...(out.VersionId ? { versionId: out.VersionId } : {}), ...(notified?.sequencer ? { sequencer: notified.sequencer } : {}) };
-      return { ...object, size, uniqueId: sceneUniqueId(object) };
+      return { ...object, size, uniqueId: expectedUniqueId(object) };
     },
     /** The AWS CLI, configured only from the pipeline's info (plus a multipart threshold small enough to test). */
     async awsCli(args: string[]) {

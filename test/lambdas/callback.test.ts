@@ -1,7 +1,8 @@
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sqsEvent, sqsRecord } from '../../local/events.js';
 import { closedPort } from '../helpers/http.js';
 import { startPipelineEnv } from '../helpers/pipeline-env.js';
@@ -11,13 +12,17 @@ import { startPipelineEnv } from '../helpers/pipeline-env.js';
 type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
 let handler: Handler;
+let logger: Logger;
 const context = { functionName: 'callback', awsRequestId: 'test', getRemainingTimeInMillis: () => 30_000 } as Context;
 
 beforeAll(async () => {
   env = await startPipelineEnv({ callbackUrl: 'http://127.0.0.1:9/callback' }); // never called here
   ({ handler } = await import('../../lambdas/callback/handler.js'));
+  // The handler's own logger, made after the environment is set.
+  ({ logger } = await import('../../lambdas/core/shared/logger.js'));
 });
 afterAll(() => env.close());
+afterEach(() => vi.restoreAllMocks());
 
 let n = 0;
 const newRef = () => `sfs-${(++n).toString(16).padStart(40, '0')}`;
@@ -59,8 +64,8 @@ async function apply(ref: string, text: string) {
 describe('callback function: applying stored callbacks', () => {
   it('applies a completed callback and points the record at the stored body', async () => {
     const ref = newRef();
-    await env.store.startSubmission({ uniqueId: ref, bucket: 'scenes', key: 'dir/scene one.sfs', eTag: 'etag1', size: 1234, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'claim-1', '2026-11-01T00:00:00.000Z');
-    await env.store.recordSubmitted(ref, { taskId: taskIdFor(ref), attachmentPinned: true, adopted: false }, '2026-11-01T00:00:01.000Z');
+    expect(await env.store.startSubmission({ uniqueId: ref, bucket: 'scenes', key: 'dir/scene one.sfs', eTag: 'etag1', size: 1234, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'claim-1', '2026-11-01T00:00:00.000Z')).toBe('started');
+    expect(await env.store.recordSubmitted(ref, { taskId: taskIdFor(ref), attachmentPinned: true, adopted: false }, '2026-11-01T00:00:01.000Z')).toBe('recorded');
     const { key, result } = await apply(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { annotations: { cuboids: 12 } } }));
     expect(result.batchItemFailures).toEqual([]);
     expect(await env.reader.get(ref)).toMatchObject({
@@ -129,6 +134,56 @@ describe('callback function: applying stored callbacks', () => {
     expect(record!.responseJson).toBeUndefined();
   });
 
+  it("orders by the task's updated_at, not completed_at, and records completed_at as the completion time", async () => {
+    // Audited at 12:00 after completing at 10:00, against a body completed (and last updated) at 11:00.
+    const audited = (ref: string) => body(ref, 'completed', '2026-11-02T12:00:00.000Z', { completedAt: '2026-11-02T10:00:00.000Z', response: { v: 'audited' } });
+    const earlier = (ref: string) => body(ref, 'completed', '2026-11-02T11:00:00.000Z', { completedAt: '2026-11-02T11:00:00.000Z', response: { v: 'earlier' } });
+    for (const [name, first, second] of [['audited first', audited, earlier], ['audited last', earlier, audited]] as const) {
+      const ref = newRef();
+      await apply(ref, first(ref));
+      await apply(ref, second(ref));
+      expect(await env.reader.get(ref), name).toMatchObject({
+        status: 'completed',
+        scaleUpdatedAt: '2026-11-02T12:00:00.000Z',
+        completedAt: '2026-11-02T10:00:00.000Z',
+        responseJson: JSON.stringify({ v: 'audited' }),
+        callbackCount: 2,
+      });
+    }
+  });
+
+  it("never applies a callback to a record whose task it does not name", async () => {
+    // Ids that disagree within one body: refused, even while the record has no task yet to compare with.
+    const racing = newRef();
+    await env.store.startSubmission({ uniqueId: racing, bucket: 'scenes', key: 'dir/racing.sfs', eTag: 'e', sequencer: '0001B', size: 10, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'claim-1', '2026-11-01T00:00:00.000Z');
+    const disagreeing = JSON.parse(body(racing, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 1 } })) as { task_id: string };
+    disagreeing.task_id = 'some-other-task';
+    const errors = vi.spyOn(logger, 'error');
+    const refused = await apply(racing, JSON.stringify(disagreeing));
+    expect(refused.result.batchItemFailures).toEqual([]);
+    expect(errors).toHaveBeenCalledWith('callback body refused', expect.objectContaining({ callbackRefusal: 'body', key: refused.key, reason: `task_id some-other-task differs from task.task_id ${taskIdFor(racing)}` }));
+    const untouched = await env.reader.get(racing);
+    expect(untouched).toMatchObject({ status: 'submitting', claimId: 'claim-1' });
+    expect(untouched).not.toHaveProperty('taskId');
+    expect(untouched).not.toHaveProperty('callbackCount');
+
+    // Agreeing ids, but another task than the record's (its URL was reused): counted, never applied.
+    const ref = newRef();
+    const own = await apply(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { own: true } }));
+    expect(own.result.batchItemFailures).toEqual([]);
+    const foreign = JSON.parse(body(ref, 'error', '2026-11-03T10:00:00.000Z', { response: { error: 'not yours' } })) as { task_id: string; task: { task_id: string } };
+    foreign.task_id = foreign.task.task_id = 'another-task-entirely';
+    await apply(ref, JSON.stringify(foreign));
+    expect(await env.reader.get(ref)).toMatchObject({
+      status: 'completed',
+      taskId: taskIdFor(ref),
+      scaleUpdatedAt: '2026-11-02T10:00:00.000Z',
+      responseJson: JSON.stringify({ own: true }),
+      lastCallbackArchive: { key: own.key },
+      callbackCount: 2,
+    });
+  });
+
   it('keeps a large response where it was stored and points to it', async () => {
     const ref = newRef();
     const { key } = await apply(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { points: 'p'.repeat(400 * 1024) } }));
@@ -160,10 +215,12 @@ describe('callback function: what it refuses', () => {
     ['not JSON', '{"task_id": ', 'body is not valid JSON'],
     ['not a callback', JSON.stringify({ status: 'completed', task: { status: 'completed' } }), 'task_id: expected string'],
     ['an unknown status', undefined, 'unknown task status "exploded"'],
-  ])('refuses a body that is %s without retrying it, keeping it stored', async (_name, text, _reason) => {
+  ])('refuses a body that is %s without retrying it, keeping it stored', async (_name, text, reason) => {
+    const errors = vi.spyOn(logger, 'error');
     const ref = newRef();
-    const { result } = await apply(ref, text ?? body(ref, 'exploded', '2026-11-02T00:00:00.000Z'));
+    const { key, result } = await apply(ref, text ?? body(ref, 'exploded', '2026-11-02T00:00:00.000Z'));
     expect(result.batchItemFailures).toEqual([]);
+    expect(errors).toHaveBeenCalledWith('callback body refused', expect.objectContaining({ callbackRefusal: 'body', key, reason: expect.stringContaining(reason) }));
     expect(await env.reader.get(ref)).toBeUndefined();
     const listed = await env.s3Client.send(new ListObjectsV2Command({ Bucket: 'results', Prefix: `callbacks/${ref}/` }));
     expect(listed.Contents).toHaveLength(1);

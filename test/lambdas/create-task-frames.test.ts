@@ -1,9 +1,9 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
 import { s3NotificationBody, sqsEvent, sqsRecord } from '../../local/events.js';
 import { buildSampleFrame } from '../../local/sample-scenes.js';
 import { eventually, startRecorder } from '../helpers/http.js';
+import { expectedUniqueId } from '../helpers/identity.js';
 import { startPipelineEnv } from '../helpers/pipeline-env.js';
 
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
@@ -25,7 +25,7 @@ const frameJson = (i: number) => JSON.stringify(buildSampleFrame(i, 20));
 
 async function manifest(key: string, frames: unknown) {
   const put = await env.put(key, typeof frames === 'string' ? frames : JSON.stringify({ frames }));
-  return { ...put, uniqueId: sceneUniqueId(put) };
+  return { ...put, uniqueId: expectedUniqueId(put) };
 }
 
 async function deliver(object: { bucket: string; key: string; size: number; eTag: string }) {
@@ -78,6 +78,9 @@ describe('create-task with frame manifests (split_base64)', () => {
     ['a frame in another bucket', 'url/scene.frames.json', ['s3://other/a.json'], 'frames[0] "s3://other/a.json" is not a key inside "url/"'],
     ['a frame outside the manifest folder', 'out/scene.frames.json', ['../a.json'], 'frames[0] "../a.json" is not a key inside "out/"'],
     ['a frame above the bucket root', 'up/scene.frames.json', ['../../a.json'], 'frames[0] "../../a.json" is not a key'],
+    ['an entry of exactly ".."', 'dots/scene.frames.json', ['here.json', '..'], 'frames[1] ".." is not a key inside "dots/"'],
+    ['an entry of exactly "."', 'dot/scene.frames.json', ['.'], 'frames[0] "." is not a key inside "dot/"'],
+    ['an entry naming the folder itself', 'self/scene.frames.json', ['here.json/..'], 'frames[0] "here.json/.." is not a key inside "self/"'],
     ['a manifest that is not JSON', 'notjson/scene.frames.json', 'frames: a, b', 'the frame manifest is not valid JSON'],
     ['a manifest of the wrong shape', 'shape/scene.frames.json', '{"frame": ["a.json"]}', 'frames: expected an array of frame keys'],
   ])('rejects %s, naming it, without a Scale task', async (_name, key, frames, reason) => {
@@ -88,6 +91,18 @@ describe('create-task with frame manifests (split_base64)', () => {
     expect((await deliver(object)).batchItemFailures).toEqual([]);
     expect(await env.reader.get(object.uniqueId)).toMatchObject({ status: 'rejected', sceneFormat: 'split_base64', reason: expect.stringContaining(reason) });
     expect(simTasksFor(object.uniqueId)).toEqual([]);
+  });
+
+  it('takes %2e%2e in an entry as part of a key, never as "..": the frame attached is the one with that name', async () => {
+    await env.put('pct/%2e%2e/0.json', frameJson(7));
+    // Where a decoded '../0.json' would lead: an object that must not be attached.
+    await env.put('0.json', frameJson(0));
+    const object = await manifest('pct/scene.frames.json', ['%2e%2e/0.json']);
+    expect((await deliver(object)).batchItemFailures).toEqual([]);
+    expect(await env.reader.get(object.uniqueId)).toMatchObject({ status: 'pending', frameCount: 1 });
+    const [url] = simTasksFor(object.uniqueId)[0]!.task.params.attachments as string[];
+    expect(decodeURIComponent(new URL(url!).pathname)).toBe('/scenes/pct/%2e%2e/0.json');
+    expect(await (await fetch(url!)).json()).toEqual(JSON.parse(frameJson(7)));
   });
 
   it('creates one task when the same manifest version is delivered twice', async () => {

@@ -6,11 +6,11 @@ import { ScaleClient } from '../../lambdas/core/scale/client.js';
 import type { CreateMultistageTaskRequest } from '../../lambdas/core/scale/schemas.js';
 import { S3SceneObjects } from '../../lambdas/core/scenes/scene-objects.js';
 import { submitScene } from '../../lambdas/core/scenes/submit-scene.js';
-import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
 import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { s3NotificationBody, sqsEvent, sqsRecord, type S3ObjectEvent } from '../../local/events.js';
 import { buildSampleFrame, buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually, startRecorder } from '../helpers/http.js';
+import { expectedUniqueId } from '../helpers/identity.js';
 import { SECRETS, startPipelineEnv } from '../helpers/pipeline-env.js';
 
 // The stack's default, versioned bucket; unversioned and suspended buckets have their own file.
@@ -57,7 +57,7 @@ const bind = (scale: ScaleClient) => ({
 });
 async function upload(key: string, body: Uint8Array | string = scene) {
   const put = await env.put(key, body);
-  return { ...put, uniqueId: sceneUniqueId(put) };
+  return { ...put, uniqueId: expectedUniqueId(put) };
 }
 
 describe('poison input is rejected once, in bounded words, and never jams the queue', () => {
@@ -176,7 +176,7 @@ describe('deletes win until Scale has the task, then cancel it', () => {
     env.scale.configure({ startDelayMs: 10_000 });
     const object = await upload('lost-answer/scene.sfs');
     // The earlier delivery claimed the upload and created the task, then died before recording it.
-    await env.store.startSubmission({ ...object, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'earlier-delivery', new Date().toISOString());
+    expect(await env.store.startSubmission({ ...object, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'earlier-delivery', new Date().toISOString())).toBe('started');
     const earlier = await new ScaleClient({ apiKey: SECRETS.scaleApiKey, baseUrl: env.scale.apiUrl }).createMultistageTask({
       project: 'scenes-default',
       attachments: [`${recorder.url}/scene.sfs`],
@@ -234,7 +234,7 @@ describe('deletes win until Scale has the task, then cancel it', () => {
 
   it('retries a delete that arrives while the upload is still being submitted', async () => {
     const object = await upload('cancel-early/scene.sfs');
-    await env.store.startSubmission({ ...object, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'another-delivery', new Date().toISOString());
+    expect(await env.store.startSubmission({ ...object, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'another-delivery', new Date().toISOString())).toBe('started');
     const removal = await env.remove(object.key);
     const message = sqsRecord(s3NotificationBody([removal]));
     expect((await handler(sqsEvent([message]), contextWith(60_000))).batchItemFailures).toEqual([{ itemIdentifier: message.messageId }]);

@@ -1,10 +1,10 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
 import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { s3NotificationBody, sqsEvent, sqsRecord, type S3ObjectEvent } from '../../local/events.js';
 import { buildSampleFrame, buildSampleScene } from '../../local/sample-scenes.js';
 import { startRecorder } from '../helpers/http.js';
+import { expectedUniqueId } from '../helpers/identity.js';
 import { startPipelineEnv } from '../helpers/pipeline-env.js';
 
 // An existing bucket that was never versioned (existingScenesBucketName): no versionId anywhere.
@@ -30,7 +30,7 @@ const simTasksFor = (uniqueId: string) => env.scale.state().tasks.filter((t) => 
 async function upload(key: string, body: Uint8Array | string = scene) {
   const put = await env.put(key, body);
   expect(put).not.toHaveProperty('versionId');
-  return { ...put, uniqueId: sceneUniqueId(put) };
+  return { ...put, uniqueId: expectedUniqueId(put) };
 }
 
 describe('create-task on an unversioned bucket', () => {

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkPresignedRequest, type Credentials } from '../../local/presign-check.js';
 import type { S3Error } from '../../local/s3/xml.js';
+import { presignedUrlExpiry } from '../helpers/identity.js';
 import { CREDENTIALS, startKit, type Kit } from './local-s3-kit.js';
 
 const run = promisify(execFile);
@@ -38,6 +39,21 @@ describe('the presign check on URLs signed elsewhere (literal URLs)', () => {
     expect(verdict(DOC_SIGV2, EXAMPLE, new Date(1175139620_000))).toBe('ok');
     expect(verdict(DOC_SIGV2, EXAMPLE, new Date(1175139621_000))).toBe('403 AccessDenied');
     expect(verdict(DOC_SIGV2.replace('puppy', 'kitten'), EXAMPLE, new Date(1175139620_000))).toBe('403 SignatureDoesNotMatch');
+  });
+
+  it('dies when the URL itself says: SigV4 X-Amz-Date plus X-Amz-Expires, SigV2 Expires (the tests\' expiry rule)', () => {
+    expect(presignedUrlExpiry(DOC_SIGV4).toISOString()).toBe('2013-05-25T00:00:00.000Z');
+    expect(presignedUrlExpiry(DOC_SIGV2).toISOString()).toBe('2007-03-29T03:40:20.000Z');
+    expect(presignedUrlExpiry(BOTO_SIGV4).toISOString()).toBe('2026-11-30T12:10:00.000Z');
+    expect(presignedUrlExpiry(BOTO_SIGV2).toISOString()).toBe('2027-01-15T08:10:00.000Z');
+    // The stand-in agrees: a second before that time the URL works, a second after it does not.
+    const around = (url: string, credentials: Credentials, headers: Record<string, string> = {}) => {
+      const end = presignedUrlExpiry(url).getTime();
+      return [verdict(url, credentials, new Date(end - 1_000), headers), verdict(url, credentials, new Date(end + 1_000), headers)];
+    };
+    expect(around(DOC_SIGV4, EXAMPLE)).toEqual(['ok', '403 AccessDenied']);
+    expect(around(BOTO_SIGV4, CREDENTIALS, { range: 'bytes=0-3' })).toEqual(['ok', '403 AccessDenied']);
+    expect(around(BOTO_SIGV2, CREDENTIALS)).toEqual(['ok', '403 AccessDenied']);
   });
 
   it('signs a SigV2 URL\'s versionId and response overrides, and nothing else in its query', () => {

@@ -38,8 +38,13 @@ export class S3SceneObjects implements SceneObjects {
   }
 
   async presign(ref: SceneRef, expiresInSeconds: number): Promise<{ url: string; expiresAt?: Date }> {
-    const signedAt = Date.now();
-    const url = await getSignedUrl(this.s3, new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, VersionId: ref.versionId }), { expiresIn: expiresInSeconds });
+    // The URL carries its signing time in whole seconds (X-Amz-Date) and S3 counts its lifetime from there: signed
+    // at a whole second, the time claimed below is the one S3 honours, not up to a second later.
+    const signedAt = Math.floor(Date.now() / 1000) * 1000;
+    const url = await getSignedUrl(this.s3, new GetObjectCommand({ Bucket: ref.bucket, Key: ref.key, VersionId: ref.versionId }), {
+      expiresIn: expiresInSeconds,
+      signingDate: new Date(signedAt),
+    });
     // A URL signed with temporary credentials dies with them, whatever it asked for. A Lambda role's session
     // carries no expiry the SDK can see, so then the true time is unknown and none is claimed.
     const credentials = await this.s3.config.credentials();

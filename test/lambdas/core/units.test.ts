@@ -4,6 +4,7 @@ import { routeFor } from '../../../lambdas/core/scenes/routing.js';
 import { changesInMessage, compareSequencers, decodeS3Key } from '../../../lambdas/core/scenes/s3-event.js';
 import { callbackUrlFor, sceneUniqueId, secretsEqual, signCallbackRef, verifyCallbackRef } from '../../../lambdas/core/scenes/scene-identity.js';
 import { encodeS3Key } from '../../../local/events.js';
+import { expectedCallbackSignature, expectedUniqueId, type UploadFacts } from '../../helpers/identity.js';
 
 describe('S3 event keys', () => {
   it.each([
@@ -57,10 +58,24 @@ describe('S3 event keys', () => {
 });
 
 describe('scene identity', () => {
+  // Known vectors, computed outside Node (sha256sum, openssl, Python): 'sfs-' + the first 40 hex digits of SHA-256
+  // over the UTF-8 JSON array [bucket, key, version]. Both the product and the tests' own rule must give them.
+  const VECTORS: Array<[string, UploadFacts, string]> = [
+    ['a versioned upload', { bucket: 'b', key: 'k.sfs', versionId: 'v1' }, 'sfs-6075c1020613cb0d420717176e118cfa3ed89726'],
+    ['an unversioned upload', { bucket: 'b', key: 'k.sfs', eTag: 'abc', sequencer: '0055AED6DCD90281E5' }, 'sfs-36b3773761d61b65e20fba7323fa95e4e841ba68'],
+    ['a quoted ETag', { bucket: 'b', key: 'k.sfs', eTag: '"abc"', sequencer: '0055AED6DCD90281E5' }, 'sfs-36b3773761d61b65e20fba7323fa95e4e841ba68'],
+    ['a suspended bucket (version "null")', { bucket: 'b', key: 'k.sfs', versionId: 'null', eTag: 'abc', sequencer: '0055AED6DCD90281E5' }, 'sfs-36b3773761d61b65e20fba7323fa95e4e841ba68'],
+    ['a non-ASCII key (hashed as UTF-8, unescaped)', { bucket: 'scenes', key: 'städte/東京/シーン é.sfs', versionId: '3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY' }, 'sfs-24599d30c58a8b8b2ddd5f6c692561f557d6b8ff'],
+    ['a key with a quote and a backslash', { bucket: 'scenes', key: 'q"uote\\back.sfs', eTag: '9b2cf535f27731c974343645a3985328', sequencer: '0062F1A7B3C4D5E6F7' }, 'sfs-80da0f114dbe8832b2bf30c2cfb6624f59583168'],
+  ];
+
+  it.each(VECTORS)('gives the known uniqueId for %s', (_name, upload, id) => {
+    expect(sceneUniqueId(upload)).toBe(id);
+    expect(expectedUniqueId(upload)).toBe(id);
+  });
+
   it('is stable per object version and differs across versions, keys and buckets', () => {
-    // Known vectors: 'sfs-' + the first 40 hex digits of SHA-256 over the JSON array [bucket, key, version].
-    const id = sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'v1' });
-    expect(id).toBe('sfs-6075c1020613cb0d420717176e118cfa3ed89726');
+    const id = 'sfs-6075c1020613cb0d420717176e118cfa3ed89726';
     expect(sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'v1', eTag: 'ignored', sequencer: 'ignored' })).toBe(id);
     expect(sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'v2' })).not.toBe(id);
     expect(sceneUniqueId({ bucket: 'b2', key: 'k.sfs', versionId: 'v1' })).not.toBe(id);
@@ -68,23 +83,41 @@ describe('scene identity', () => {
   });
 
   it('identifies an upload without a real version by its sequencer and ETag: a re-upload is new, a redelivery is not', () => {
-    const unversioned = { bucket: 'b', key: 'k.sfs', eTag: '"abc"', sequencer: '0055AED6DCD90281E5' };
-    expect(sceneUniqueId(unversioned)).toBe('sfs-36b3773761d61b65e20fba7323fa95e4e841ba68');
-    // Versioning suspended: every write is version "null", which identifies nothing.
-    expect(sceneUniqueId({ ...unversioned, versionId: 'null' })).toBe('sfs-36b3773761d61b65e20fba7323fa95e4e841ba68');
+    const unversioned = { bucket: 'b', key: 'k.sfs', eTag: 'abc', sequencer: '0055AED6DCD90281E5' };
     expect(sceneUniqueId({ ...unversioned, sequencer: '0055AED6DCD90281F0' })).not.toBe(sceneUniqueId(unversioned));
+    expect(sceneUniqueId({ ...unversioned, eTag: 'abd' })).not.toBe(sceneUniqueId(unversioned));
     expect(() => sceneUniqueId({ bucket: 'b', key: 'k.sfs', eTag: 'abc' })).toThrow('neither a versionId nor a sequencer and ETag');
     expect(() => sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: 'null', eTag: 'abc' })).toThrow('neither a versionId nor a sequencer and ETag');
+    expect(() => sceneUniqueId({ bucket: 'b', key: 'k.sfs', versionId: '', sequencer: '0055AED6DCD90281E5' })).toThrow('neither a versionId nor a sequencer and ETag');
+  });
+
+  // Known vectors: HMAC-SHA256 of the ref under the key, base64url without padding (openssl dgst -hmac | basenc).
+  const REF = 'sfs-6075c1020613cb0d420717176e118cfa3ed89726';
+  const SIGNATURES: Array<[string, string]> = [
+    ['key-a', 'Lnvx-0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR-QI'],
+    ['signing-key-3c8f0a6e1d', 'JJDS4Tf9m5ZYavPBN5bcyr3aw-TPlasL0n2l2XO4dqc'],
+    ['another-signing-key', 'an7JyrKjxlm2hSKWtYj9k7o53067d9jsqec2nXOM-94'],
+  ];
+
+  it.each(SIGNATURES)('signs callback refs with the known signature under %s', (key, sig) => {
+    expect(signCallbackRef(REF, key)).toBe(sig);
+    expect(expectedCallbackSignature(REF, key)).toBe(sig);
+    expect(new URL(callbackUrlFor('https://api.example.com/prod/callback', REF, key)).searchParams.get('sig')).toBe(sig);
   });
 
   it('signs callback URLs that verify only with the same ref and key', () => {
-    const url = new URL(callbackUrlFor('https://api.example.com/prod/callback', 'sfs-1', 'key-a'));
-    expect(url.pathname).toBe('/prod/callback');
-    const sig = url.searchParams.get('sig')!;
-    expect(verifyCallbackRef('sfs-1', sig, 'key-a')).toBe(true);
-    expect(verifyCallbackRef('sfs-2', sig, 'key-a')).toBe(false);
-    expect(verifyCallbackRef('sfs-1', sig, 'key-b')).toBe(false);
-    expect(verifyCallbackRef('sfs-1', signCallbackRef('sfs-1', 'key-a').slice(1), 'key-a')).toBe(false);
+    const url = new URL(callbackUrlFor('https://api.example.com/prod/callback?stage=1', REF, 'key-a'));
+    expect(`${url.origin}${url.pathname}`).toBe('https://api.example.com/prod/callback');
+    expect(Object.fromEntries(url.searchParams)).toEqual({ stage: '1', ref: REF, sig: 'Lnvx-0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR-QI' });
+    expect(verifyCallbackRef(REF, 'Lnvx-0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR-QI', 'key-a')).toBe(true);
+    // Right length and alphabet, wrong ref or key: only the MAC differs.
+    expect(verifyCallbackRef('sfs-0000000000000000000000000000000000000000', 'Lnvx-0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR-QI', 'key-a')).toBe(false);
+    expect(verifyCallbackRef(REF, 'an7JyrKjxlm2hSKWtYj9k7o53067d9jsqec2nXOM-94', 'key-a')).toBe(false);
+    expect(verifyCallbackRef(REF, 'Lnvx-0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR-QJ', 'key-a')).toBe(false);
+    // Other encodings of the right MAC are not the signature: padded, standard base64.
+    expect(verifyCallbackRef(REF, 'Lnvx-0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR-QI=', 'key-a')).toBe(false);
+    expect(verifyCallbackRef(REF, 'Lnvx+0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR+QI', 'key-a')).toBe(false);
+    expect(verifyCallbackRef(REF, 'Lnvx-0kr0FjMRtHzmCMKLbDE3mNRjWWZMBsOksxR-Q', 'key-a')).toBe(false);
   });
 
   it('compares secrets without accepting empty or missing ones', () => {
@@ -193,6 +226,30 @@ describe('frame manifests', () => {
     expect(parseFrameManifest('{"frames":["/team-b/private/export.json"]}', 'team-a/m.frames.json', 10, 'team-a/')).toEqual({ frames: ['team-a/team-b/private/export.json'] });
     expect(parseFrameManifest('{"frames":["../team-b/private/export.json"]}', 'team-a/m.frames.json', 10, 'team-a/')).toEqual({
       problem: 'frames[0] "../team-b/private/export.json" is not a key inside "team-a/"; frames must stay within the manifest\'s scope',
+    });
+  });
+
+  it('never resolves a dot segment to the folder itself or above it, and takes percent signs literally', async () => {
+    const { resolveFrameKey, parseFrameManifest } = await import('../../../lambdas/core/scenes/scene-content.js');
+    // A folder is not a frame: '.', '..' and 'x/..' name folders (the scope itself, its parent), never a key.
+    for (const entry of ['..', '.', 'f/..', './', 'f/./..', '../b', '../b/.', '/.', '/..', '/f/..']) {
+      expect(resolveFrameKey('a/b/scene.frames.json', entry, 'a/b/'), entry).toBeUndefined();
+    }
+    // Widened to the route prefix a/: climbing to a/ itself, or above it, is still no key.
+    for (const entry of ['..', '../..', 'f/../..', '/..', '/.', '../.']) {
+      expect(resolveFrameKey('a/b/scene.frames.json', entry, 'a/'), `${entry} (route scope)`).toBeUndefined();
+    }
+    for (const entry of ['..', '.', 'f/..', '/']) expect(resolveFrameKey('scene.frames.json', entry, ''), `${entry} (bucket root)`).toBeUndefined();
+    // Keys are not URLs: '%2e%2e' is three characters of a key's name, never a '..' (S3 does not decode keys).
+    expect(resolveFrameKey('a/b/scene.frames.json', '%2e%2e', 'a/b/')).toBe('a/b/%2e%2e');
+    expect(resolveFrameKey('a/b/scene.frames.json', '%2e%2e/0.json', 'a/b/')).toBe('a/b/%2e%2e/0.json');
+    expect(resolveFrameKey('a/b/scene.frames.json', '.%2E/%2e./0.json', 'a/b/')).toBe('a/b/.%2E/%2e./0.json');
+    expect(resolveFrameKey('scene.frames.json', '%2e%2e/0.json', '')).toBe('%2e%2e/0.json');
+    // More than two dots, or dots inside a name, are ordinary names.
+    expect(resolveFrameKey('a/b/scene.frames.json', '...', 'a/b/')).toBe('a/b/...');
+    expect(resolveFrameKey('a/b/scene.frames.json', '..0.json', 'a/b/')).toBe('a/b/..0.json');
+    expect(parseFrameManifest('{"frames":["0.json",".."]}', 'a/b/m.frames.json', 10, 'a/b/')).toEqual({
+      problem: 'frames[1] ".." is not a key inside "a/b/"; frames must stay within the manifest\'s scope',
     });
   });
 

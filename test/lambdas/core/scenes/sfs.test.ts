@@ -57,6 +57,11 @@ describe('SFS round trip', () => {
     // Every binary value is "" in the JSON and every item lies inside the file.
     const rawJson = JSON.parse(file.subarray(0, binaryStart).toString('utf8'));
     expect(rawJson.sensors[0].frames[0].points.positions).toBe('');
+    // Every typed array and byte string of the scene is an item: the loop below checks each of them.
+    const binaryValues = (value: unknown): number =>
+      ArrayBuffer.isView(value) ? 1 : value !== null && typeof value === 'object' ? Object.values(value).reduce((n: number, v) => n + binaryValues(v), 0) : 0;
+    expect(binaryValues(scene)).toBeGreaterThan(6);
+    expect(items).toHaveLength(binaryValues(scene));
     for (const item of items) expect(binaryStart + item.offset + item.length).toBeLessThanOrEqual(file.length);
   });
 
@@ -119,8 +124,12 @@ describe('SFS header validation', () => {
     reject(Buffer.concat([Buffer.from('{"a":1}'), Buffer.alloc(4)]), 'not padded to a multiple of 4');
   });
 
-  it('rejects a binary section that does not begin with 4 zero bytes', () => {
-    reject(fileWithHeader('{"version":"1.0","sensors":[]}', Buffer.from([0, 0, 1, 0])), 'does not begin with 4 zero bytes');
+  it.each([
+    ['its second', [0, 1, 0, 0]],
+    ['its third', [0, 0, 1, 0]],
+    ['its fourth', [0, 0, 0, 1]],
+  ])('rejects a binary section whose marker has %s byte set', (_name, marker) => {
+    reject(fileWithHeader('{"version":"1.0","sensors":[]}', Buffer.from(marker)), 'does not begin with 4 zero bytes');
   });
 
   it('names the sensor without an id', () => {
@@ -146,6 +155,23 @@ describe('SFS header validation', () => {
     reject(file, /\$items\[0\] \(a\) spans bytes 8\.\.108 of the binary section, which holds 16 bytes/);
     // Without the size (only a prefix was read) the same header is accepted.
     expect(parseSfsHeader(file).items).toHaveLength(1);
+  });
+
+  it('rejects an item that overlaps the 4-byte marker, and accepts one that starts right after it', () => {
+    // Offsets count from the start of the binary section, whose first 4 bytes are the marker, not data.
+    const itemAt = (offset: number, length: number) =>
+      fileWithHeader(`{"version":"1.0","sensors":[],"$items":[{"keys":["m"],"offset":${offset},"length":${length},"dtype":"uint8"}]}`, new Uint8Array(4 + 8));
+    for (const [offset, length] of [[0, 4], [0, 1], [3, 1], [2, 4], [0, 12]] as const) {
+      reject(itemAt(offset, length), `$items[0] (m) spans bytes ${offset}..${offset + length} of the binary section, which holds 12 bytes`);
+    }
+    const fits = itemAt(4, 8);
+    expect(parseSfsHeader(fits, { fileSize: fits.length }).items).toEqual([{ keys: ['m'], offset: 4, length: 8, dtype: 'uint8' }]);
+  });
+
+  it('accepts an item ending exactly at the end of the file, and rejects it one byte further', () => {
+    const file = fileWithHeader('{"version":"1.0","sensors":[],"$items":[{"keys":["p"],"offset":4,"length":8,"dtype":"float32","shape":[2]}]}', new Uint8Array(4 + 8));
+    expect(parseSfsHeader(file, { fileSize: file.length }).items).toHaveLength(1);
+    reject(file, '$items[0] (p) spans bytes 4..12 of the binary section, which holds 11 bytes (truncated upload?)', { fileSize: file.length - 1 });
   });
 
   it('rejects malformed $items', () => {

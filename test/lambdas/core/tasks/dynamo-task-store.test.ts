@@ -37,14 +37,14 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
 
   it('refuses every late rejection, failure or resubmission once a task is recorded', async () => {
     const u = upload();
-    await env.store.startSubmission(u, 'claim-A', T(0));
-    await env.store.recordSubmitted(u.uniqueId, submitted('task-1'), T(1));
+    expect(await env.store.startSubmission(u, 'claim-A', T(0))).toBe('started');
+    expect(await env.store.recordSubmitted(u.uniqueId, submitted('task-1'), T(1))).toBe('recorded');
     expect(await env.store.startSubmission(u, 'claim-C', T(2))).toEqual({ alreadyAt: 'pending' });
     await env.store.recordRejection(u.uniqueId, 'claim-A', 'late', T(3));
     await env.store.recordCreateFailure(u.uniqueId, 'claim-A', { message: 'late' }, T(3));
     await env.store.recordFailedAttempt(u, { attempt: 5, error: 'late', terminal: true }, T(3));
     // A second task id (another worker's adoption) does not replace the first.
-    await env.store.recordSubmitted(u.uniqueId, submitted('task-2'), T(4));
+    expect(await env.store.recordSubmitted(u.uniqueId, submitted('task-2'), T(4))).toBe('already_has_task');
     const record = await env.reader.get(u.uniqueId);
     expect(record).toMatchObject({ status: 'pending', taskId: 'task-1' });
     expect(record?.lastError).toBeUndefined();
@@ -55,18 +55,18 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
     const u = upload();
     await env.store.recordFailedAttempt(u, { attempt: 1, error: 'Scale unavailable', terminal: false }, T(0));
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'submitting', attempts: 1, lastError: 'Scale unavailable', key: u.key, versionId: u.versionId });
-    await env.store.startSubmission(u, 'claim-2', T(1));
+    expect(await env.store.startSubmission(u, 'claim-2', T(1))).toBe('resumed');
     await env.store.recordFailedAttempt(u, { attempt: 2, error: '401 bad key', terminal: true }, T(2));
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'failed', attempts: 2, lastError: '401 bad key' });
     // A redrive: the upload is claimed again and completes; the history of failures stays.
     expect(await env.store.startSubmission(u, 'claim-3', T(3))).toBe('resumed');
-    await env.store.recordSubmitted(u.uniqueId, submitted('task-3'), T(4));
+    expect(await env.store.recordSubmitted(u.uniqueId, submitted('task-3'), T(4))).toBe('recorded');
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'pending', taskId: 'task-3', attempts: 2 });
   });
 
   it('counts a delivery that claimed the upload and never reached an outcome (a timed-out or crashed function)', async () => {
     const u = upload();
-    await env.store.startSubmission(u, 'killed-delivery', T(0));
+    expect(await env.store.startSubmission(u, 'killed-delivery', T(0))).toBe('started');
     expect(await env.store.startSubmission(u, 'next-delivery', T(60))).toBe('resumed');
     expect(await env.reader.get(u.uniqueId)).toMatchObject({
       status: 'submitting',
@@ -78,7 +78,7 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
 
   it('lets an upload that Scale refused be submitted again', async () => {
     const u = upload();
-    await env.store.startSubmission(u, 'claim-1', T(0));
+    expect(await env.store.startSubmission(u, 'claim-1', T(0))).toBe('started');
     await env.store.recordCreateFailure(u.uniqueId, 'claim-1', { status: 400, message: 'Project "x" was not found.' }, T(1));
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'create_failed', scaleError: { status: 400 } });
     expect(await env.store.startSubmission(u, 'claim-2', T(2))).toBe('resumed');
@@ -89,17 +89,17 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
 
   it('finds every upload of one key in one bucket, newest first', async () => {
     const key = 'store/shared key.sfs';
-    await env.store.startSubmission(upload({ key, uniqueId: 'sfs-k1' }), 'c', T(10));
-    await env.store.startSubmission(upload({ key, uniqueId: 'sfs-k2' }), 'c', T(11));
-    await env.store.startSubmission(upload({ key, uniqueId: 'sfs-k3', bucket: 'other' }), 'c', T(12));
+    for (const [uniqueId, bucket, at] of [['sfs-k1', 'scenes', 10], ['sfs-k2', 'scenes', 11], ['sfs-k3', 'other', 12]] as const) {
+      expect(await env.store.startSubmission(upload({ key, uniqueId, bucket }), 'c', T(at))).toBe('started');
+    }
     expect((await env.store.findByKey('scenes', key)).map((r) => r.uniqueId)).toEqual(['sfs-k2', 'sfs-k1']);
     expect(await env.store.findByKey('scenes', 'store/nothing.sfs')).toEqual([]);
   });
 
   it('moves an upload whose task errored back to submitting for a new task, and ignores the old task’s late callbacks', async () => {
     const u = upload();
-    await env.store.startSubmission(u, 'c', T(0));
-    await env.store.recordSubmitted(u.uniqueId, submitted('task-old'), T(1));
+    expect(await env.store.startSubmission(u, 'c', T(0))).toBe('started');
+    expect(await env.store.recordSubmitted(u.uniqueId, submitted('task-old'), T(1))).toBe('recorded');
     const errorOf = (taskId: string, at: number, status: 'error' | 'completed') => ({
       uniqueId: u.uniqueId, taskId, status, scaleUpdatedAt: T(at), order: `${T(at)}#2#000000#${T(at)}#k${at}`, digest: `d${at}`,
       responseJson: '{"error":"One or more attachments could not be downloaded."}', archive: { bucket: 'results', key: `k${at}` }, source: { bucket: 'scenes', key: u.key, sceneFormat: 'sensor_fusion' as const },
@@ -114,15 +114,15 @@ describe('DynamoTaskStore: one claim ends a submission, a created task is never 
     // A late (even newer) callback of the old task changes nothing; the new task's apply.
     expect(await env.store.applyCallback(errorOf('task-old', 9, 'error'), T(9))).toBe('stale');
     expect(await env.store.startSubmission(u, 'c2', T(10))).toBe('started');
-    await env.store.recordSubmitted(u.uniqueId, submitted('task-new'), T(11));
+    expect(await env.store.recordSubmitted(u.uniqueId, submitted('task-new'), T(11))).toBe('recorded');
     expect(await env.store.applyCallback({ ...errorOf('task-new', 12, 'completed'), order: `${T(12)}#1#000000#${T(12)}#k12` }, T(12))).toBe('applied');
     expect(await env.reader.get(u.uniqueId)).toMatchObject({ status: 'completed', taskId: 'task-new', previousTaskIds: ['task-old'] });
   });
 
   it('records a cancel in the order of Scale’s own times', async () => {
     const u = upload();
-    await env.store.startSubmission(u, 'c', T(0));
-    await env.store.recordSubmitted(u.uniqueId, submitted('task-c'), T(1));
+    expect(await env.store.startSubmission(u, 'c', T(0))).toBe('started');
+    expect(await env.store.recordSubmitted(u.uniqueId, submitted('task-c'), T(1))).toBe('recorded');
     const order = (t: string) => `${t}#4#${T(5)}#cancel`;
     expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'other-task', scaleUpdatedAt: T(5), order: order(T(5)), reason: 'deleted' }, T(5))).toBe('stale');
     expect(await env.store.recordCanceled(u.uniqueId, { taskId: 'task-c', scaleUpdatedAt: T(5), order: order(T(5)), reason: 'deleted' }, T(5))).toBe('applied');
