@@ -2,12 +2,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
 import { encodeSfsToBuffer, writeSfsFile } from '../../lambdas/core/scenes/sfs/writer.js';
 import { startLocalPipeline, type LocalPipeline } from '../../local/pipeline.js';
 import { buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually } from '../helpers/http.js';
 import { clientsFor } from '../helpers/local-pipeline.js';
+import { expectedUniqueId } from '../helpers/identity.js';
 
 // Deletes and dead letters through the whole local pipeline: versioned S3, its notifications, the queue and the
 // shipped create-task bundle.
@@ -72,7 +72,7 @@ describe('local pipeline: deletes and dead letters', () => {
     const key = 'deletes/drive 1/scene.sfs';
     await c.awsCli(['s3', 'cp', file, `s3://${pipeline.info.bucket}/${key}`]);
     const created = await eventually(() => pipeline.notified.find((n) => n.key === key && n.eventName?.startsWith('ObjectCreated:')));
-    const uniqueId = sceneUniqueId(created);
+    const uniqueId = expectedUniqueId(created);
     await eventually(async () => ((await c.reader.get(uniqueId))?.status === 'pending' ? true : undefined), 10_000, 'the task');
 
     await c.awsCli(['s3', 'rm', `s3://${pipeline.info.bucket}/${key}`]);

@@ -3,13 +3,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signCallbackRef } from '../../lambdas/core/scenes/scene-identity.js';
 import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
 import { documentClient, DynamoTaskStore } from '../../lambdas/core/tasks/dynamo-task-store.js';
 import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
 import { startLocalPipeline, type LocalPipeline } from '../../local/pipeline.js';
 import { buildSampleScene } from '../../local/sample-scenes.js';
 import { eventually } from '../helpers/http.js';
+import { expectedCallbackSignature } from '../helpers/identity.js';
 import { clientsFor } from '../helpers/local-pipeline.js';
 
 // Scale never calls back (dropCallbacks: 1): only the reconciler, run on demand, brings its states home.
@@ -97,7 +97,7 @@ describe('reconciliation in the local pipeline', () => {
     const task = c.tasksFor(upload.uniqueId)[0]!.task;
     // The completion body Scale would have sent, sent by hand now, signed as create-task signs the callback URL.
     const body = JSON.stringify({ task, response: task.response, task_id: task.task_id, status: task.status });
-    const query = new URLSearchParams({ ref: upload.uniqueId, sig: signCallbackRef(upload.uniqueId, pipeline.secrets.signingKey) });
+    const query = new URLSearchParams({ ref: upload.uniqueId, sig: expectedCallbackSignature(upload.uniqueId, pipeline.secrets.signingKey) });
     const applied = pipeline.pools.callback.invocations;
     const answer = await fetch(`${pipeline.info.callbackUrl}?${query}`, {
       method: 'POST',

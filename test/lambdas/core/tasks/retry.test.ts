@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { changesInMessage } from '../../../../lambdas/core/scenes/s3-event.js';
-import { sceneUniqueId } from '../../../../lambdas/core/scenes/scene-identity.js';
+import { expectedUniqueId } from '../../../helpers/identity.js';
 import { documentClient, DynamoTaskStore } from '../../../../lambdas/core/tasks/dynamo-task-store.js';
 import { checkRetry, RETRYABLE_STATUSES, retryUpload, type RetryPolicy } from '../../../../lambdas/core/tasks/retry.js';
 import type { TaskRecord } from '../../../../lambdas/core/tasks/task-record.js';
@@ -31,7 +31,7 @@ let n = 0;
 function upload() {
   n++;
   const identity = { bucket: 'scenes', key: `retry/scène ${n}+x.sfs`, versionId: `ver-${n}`, eTag: `etag${n}`, sequencer: `0A${n}` };
-  return { ...identity, uniqueId: sceneUniqueId(identity), size: 100 + n, sceneFormat: 'sensor_fusion' as const, project: 'p' };
+  return { ...identity, uniqueId: expectedUniqueId(identity), size: 100 + n, sceneFormat: 'sensor_fusion' as const, project: 'p' };
 }
 const submitted = (taskId: string) => ({ taskId, attachmentPinned: true, adopted: false });
 const read = async (uniqueId: string) => (await reader.get(uniqueId))!;
@@ -100,14 +100,14 @@ describe('checkRetry: which uploads a retry takes', () => {
 
   it('retries an upload of an unversioned bucket, identified by sequencer and ETag, as that same upload', async () => {
     const identity = { bucket: 'scenes', key: 'unversioned/a b.sfs', versionId: 'null', eTag: 'e0f1', sequencer: '00AB12' };
-    const record: TaskRecord = { schemaVersion: 1, uniqueId: sceneUniqueId(identity), status: 'create_failed', ...identity, sceneFormat: 'sensor_fusion', createdAt: T(0), updatedAt: T(1) };
+    const record: TaskRecord = { schemaVersion: 1, uniqueId: expectedUniqueId(identity), status: 'create_failed', ...identity, sceneFormat: 'sensor_fusion', createdAt: T(0), updatedAt: T(1) };
     expect(checkRetry(record, ALL)).toEqual({ retryable: true, from: 'create_failed' });
     const q = queue();
     const prepared: unknown[] = [];
     await retryUpload(record, ALL, { store: { prepareRetry: async (...args) => (prepared.push(args), true) }, send: q.send, now: () => new Date(T(2)) });
     expect(prepared).toEqual([[record.uniqueId, { status: 'create_failed', taskId: undefined }, T(2)]]);
     const [change] = changesInMessage(q.sent[0]!);
-    expect(change?.kind === 'created' && sceneUniqueId(change.upload)).toBe(record.uniqueId);
+    expect(change?.kind === 'created' && expectedUniqueId(change.upload)).toBe(record.uniqueId);
   });
 });
 
