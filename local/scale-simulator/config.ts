@@ -55,6 +55,12 @@ export const SimulatorConfigSchema = z
      * at most 8 MiB, well inside API Gateway's 10 MB body limit.
      */
     responsePaddingBytes: z.number().int().min(0).max(8 * 1024 * 1024).default(0),
+    /**
+     * A careless server: every error answer (401, 403, other 4xx, 5xx) echoes the request's Authorization header and
+     * the API key decoded from it, at the front of `error` and as fields of its own. Scale does not do this; a proxy
+     * or a misconfigured gateway in front of it might, and a client must keep the key out of its errors anyway.
+     */
+    echoAuthorization: z.boolean().default(false),
     /** Seed of the random faults, so a run can be repeated. */
     seed: z.number().int().default(1),
   })
@@ -63,3 +69,11 @@ export const SimulatorConfigSchema = z
 export type SimulatorConfig = z.infer<typeof SimulatorConfigSchema>;
 export const SimulatorConfigPatchSchema = SimulatorConfigSchema.partial();
 export type SimulatorConfigPatch = z.input<typeof SimulatorConfigPatchSchema>;
+
+/** What a careless server answers (echoAuthorization): the credentials as sent and the key in them, up front. */
+export function echoCredentials(body: { status_code: number; error: string }, authorization: string | undefined) {
+  const encoded = /^Basic\s+(\S+)$/i.exec(authorization ?? '')?.[1];
+  const apiKey = encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8').split(':')[0];
+  const echo = authorization === undefined ? 'no Authorization header' : `Authorization "${authorization}", API key "${apiKey ?? '(unreadable)'}"`;
+  return { ...body, error: `Request with ${echo}: ${body.error}`, authorization: authorization ?? null, api_key: apiKey ?? null };
+}

@@ -1,4 +1,4 @@
-import { readSfsHeader } from '../../lambdas/core/scenes/sfs/reader.js';
+import { itemsOutsideFile, readSceneHeader } from './scene-header.js';
 
 /** Fetching for the simulator: attachments and callbacks go to loopback addresses only, each attempt time-boxed. */
 
@@ -72,15 +72,16 @@ async function downloadWith(url: string, format: string, signal: AbortSignal, fa
   try {
     let unreadable: string | undefined;
     if (format === 'sensor_fusion') {
-      const size = Number(response.headers.get('content-length') ?? NaN);
-      try {
-        const info = await readSfsHeader(counted.view, Number.isFinite(size) ? { fileSize: size } : {});
-        facts.sensors += info.header.sensors.length;
-        facts.frames += Math.max(0, ...info.header.sensors.map((s) => (Array.isArray(s.frames) ? s.frames.length : 0)));
-      } catch (err) {
-        unreadable = (err as Error).message;
-      }
+      const reading = await readSceneHeader(counted.view);
       await counted.drain();
+      if (reading.ok) {
+        facts.sensors += reading.scene.sensors;
+        facts.frames += reading.scene.frames;
+        // Checked against the bytes that arrived, not a Content-Length: a file cut short shows here.
+        unreadable = itemsOutsideFile(reading.scene, counted.bytes());
+      } else {
+        unreadable = reading.problem;
+      }
     } else {
       unreadable = checkLidarFrame(await counted.text());
       facts.frames += 1;

@@ -1,5 +1,5 @@
-import type { CreateMultistageTaskRequest } from '../../lambdas/core/scale/schemas.js';
 import type { SimulatorConfig } from './config.js';
+import type { TaskCreationRequest } from './rules.js';
 import { attemptSignal, describeFetchError, downloadAttachment, isLoopbackUrl, type DownloadOutcome, type SceneFacts } from './downloads.js';
 
 export type { DownloadOutcome } from './downloads.js';
@@ -67,7 +67,7 @@ export interface LifecycleContext {
   resultFileUrl: (taskId: string, name: string) => string;
 }
 
-export function newTask(request: CreateMultistageTaskRequest, taskId: string, now: string, isTest: boolean): SimTask {
+export function newTask(request: TaskCreationRequest, taskId: string, now: string, isTest: boolean): SimTask {
   return {
     task_id: taskId,
     created_at: now,

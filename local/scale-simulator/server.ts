@@ -1,11 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { CreateMultistageTaskRequestSchema } from '../../lambdas/core/scale/schemas.js';
-import { checkAgainst } from '../../lambdas/core/shared/validation.js';
 import { mulberry32 } from '../random.js';
-import { SimulatorConfigPatchSchema, SimulatorConfigSchema, type SimulatorConfig, type SimulatorConfigPatch } from './config.js';
+import { echoCredentials, SimulatorConfigPatchSchema, SimulatorConfigSchema, type SimulatorConfig, type SimulatorConfigPatch } from './config.js';
 import { cancelTask, newTask, runTask, type TaskRecord } from './lifecycle.js';
+import { checkTaskCreation } from './rules.js';
 import { listTasks } from './task-list.js';
 
 export interface ScaleSimulatorOptions {
@@ -95,8 +94,9 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
       const status = err instanceof HttpError ? err.status : 500;
       const message = err instanceof HttpError ? err.message : 'Internal simulator error';
       if (!(err instanceof HttpError)) console.error('scale simulator:', err);
-      if (!res.headersSent) sendJson(res, status, { status_code: status, error: message });
-      else res.destroy();
+      const body = { status_code: status, error: message };
+      if (res.headersSent) res.destroy();
+      else sendJson(res, status, config.echoAuthorization ? echoCredentials(body, req.headers.authorization) : body);
     });
   });
 
@@ -180,16 +180,10 @@ export async function startScaleSimulator(options: ScaleSimulatorOptions): Promi
   }
 
   function createTask(body: unknown): [number, unknown] {
-    const parsed = checkAgainst(CreateMultistageTaskRequestSchema, body);
-    if (!parsed.ok) throw new HttpError(400, `Invalid parameters: ${parsed.problems.join('; ')}`);
-    const request = parsed.value;
-    if (!projects.includes(request.project)) throw new HttpError(400, `Project "${request.project}" was not found.`);
-    if (request.batch && !options.batches?.some((b) => b.name === request.batch && b.project === request.project)) {
-      throw new HttpError(400, `Batch "${request.batch}" was not found in project "${request.project}".`);
-    }
-    if (request.unique_id && byUniqueId.has(request.unique_id)) {
-      throw new HttpError(409, 'The provided idempotency key or unique_id is already in use.');
-    }
+    // Scale's body rules as the simulator writes them (rules.ts), not the product's schema.
+    const checked = checkTaskCreation(body, { projects, batches: options.batches ?? [], uniqueIdInUse: (id) => byUniqueId.has(id) });
+    if (!checked.ok) throw new HttpError(checked.refusal.status, checked.refusal.body.error);
+    const { request } = checked;
     const task = newTask(request, randomBytes(12).toString('hex'), now(), options.apiKey.startsWith('test_'));
     const record: TaskRecord = { task, downloads: [], callbacks: [], settled: false };
     records.set(task.task_id, record);

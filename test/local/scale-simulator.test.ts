@@ -34,10 +34,10 @@ describe('Scale simulator API', () => {
   it('answers 400 naming the broken body rule, and for unknown projects and batches', async () => {
     const base = { project: 'p', attachments: [`${files.url}/scene.sfs`], scene_format: 'sensor_fusion' };
     const cases: Array<[Record<string, unknown>, string]> = [
-      [{ ...base, tags: ['1', '2', '3', '4', '5', '6'] }, 'tags: must hold at most 5 tags'],
-      [{ ...base, priority: 5 }, 'priority: must be 10, 20 or 30'],
-      [{ ...base, attachments: [] }, 'attachments: must hold at least one attachment URL'],
-      [{ ...base, metadata: { x: 'y'.repeat(11_000) } }, 'metadata: is 11008 bytes serialized'],
+      [{ ...base, tags: ['1', '2', '3', '4', '5', '6'] }, 'tags holds 6 tags; at most 5 are allowed.'],
+      [{ ...base, priority: 5 }, 'priority must be one of 10, 20, 30; got 5.'],
+      [{ ...base, attachments: [] }, 'Please include an attachment or attachments parameter.'],
+      [{ ...base, metadata: { x: 'y'.repeat(11_000) } }, 'metadata is 11008 bytes as JSON'],
       [{ ...base, project: 'other' }, 'Project "other" was not found.'],
       [{ ...base, batch: 'b2' }, 'Batch "b2" was not found in project "p".'],
     ];
@@ -145,7 +145,7 @@ describe('Scale simulator task lifecycle', () => {
     const recorder = await startRecorder();
     const taskId = await createTask(`${recorder.url}/cb`, `${files.url}/corrupt.sfs`);
     await settled(taskId);
-    expect(bodies(recorder.received)[0]).toMatchObject({ status: 'error', response: { error: expect.stringContaining('sensors[0].id: has no id') } });
+    expect(bodies(recorder.received)[0]).toMatchObject({ status: 'error', response: { error: 'The scene could not be read: sensors[0] has no id' } });
     await recorder.close();
   });
 

@@ -4,7 +4,8 @@ import { checkAgainst } from '../shared/validation.js';
 /** Limits from Scale's API reference for POST /v1/task/multistage. */
 export const SCALE_LIMITS = {
   maxTags: 5,
-  maxMetadataBytes: 10 * 1024,
+  /** "10 kb" in Scale's technical limits: the smaller reading (10,000 bytes), so Scale never refuses what passed here. */
+  maxMetadataBytes: 10_000,
   priorities: [10, 20, 30] as const,
 } as const;
 

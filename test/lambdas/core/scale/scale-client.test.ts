@@ -80,7 +80,7 @@ describe('ScaleClient against the simulator', () => {
   it.each([
     ['priority', { priority: 15 as 10 }, 'priority: must be 10, 20 or 30'],
     ['tags', { tags: ['1', '2', '3', '4', '5', '6'] }, 'tags: must hold at most 5 tags'],
-    ['metadata', { metadata: { blob: 'x'.repeat(10 * 1024) } }, 'metadata: is 10251 bytes serialized; Scale allows at most 10240'],
+    ['metadata', { metadata: { blob: 'x'.repeat(10 * 1024) } }, 'metadata: is 10251 bytes serialized; Scale allows at most 10000'],
     ['sensor_fusion attachments', { attachments: [SCENE_URL, SCENE_URL] }, 'attachments: sensor_fusion takes exactly one .sfs URL, got 2'],
     ['split_base64 attachments', { scene_format: 'split_base64' as const, attachments: [] }, 'attachments: must hold at least one attachment URL'],
     ['attachment URL', { attachments: ['s3://bucket/scene.sfs'] }, 'attachments[0]: must be a full http(s) URL'],
