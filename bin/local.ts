@@ -2,9 +2,12 @@
  * `npm run local`: the whole pipeline on 127.0.0.1 until SIGINT/SIGTERM. Prints one line of JSON (endpoints,
  * credentials, names) to stdout when ready, and writes it to --info-file PATH too; everything else goes to stderr.
  * A requested stop (SIGINT, SIGTERM, also during start-up) closes every server and function instance, removes the
- * temporary work folder (a --work-dir is kept) and exits 0.
+ * temporary work folder (a --work-dir is kept) and exits 0. A start that fails (an --info-file that cannot be
+ * written is found before anything starts) closes what it started, removes the folder and says why in one line.
  */
-import { writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../lambdas/core/shared/config.js';
 import { startLocalPipeline } from '../local/pipeline.js';
@@ -57,6 +60,32 @@ const reconcileEverySeconds = values['reconcile-every'] === undefined ? undefine
 if (reconcileEverySeconds !== undefined && !(reconcileEverySeconds > 0)) {
   usageError(`--reconcile-every takes a positive number of seconds, not "${values['reconcile-every']}"`);
 }
+const infoFile = values['info-file'];
+if (infoFile !== undefined) {
+  // Checked before the start (half a minute of bundling and servers), not found out after it.
+  const problem = await infoFileProblem(infoFile);
+  if (problem) usageError(`--info-file ${JSON.stringify(infoFile)}: ${problem}`);
+}
+
+/** Why the info file cannot be written there, or undefined when it can (its folder exists and is writable). */
+async function infoFileProblem(path: string): Promise<string | undefined> {
+  if (path.trim() === '') return 'give the path of the file to write';
+  const existing = await stat(path).catch(() => undefined);
+  if (existing?.isDirectory()) return 'is a folder; give the path of a file';
+  const folder = dirname(resolve(path));
+  const info = await stat(folder).catch(() => undefined);
+  if (!info?.isDirectory()) return `its folder ${folder} does not exist`;
+  const writable = await access(existing ? path : folder, constants.W_OK).then(() => true, () => false);
+  return writable ? undefined : `${existing ? 'the file' : `its folder ${folder}`} is not writable`;
+}
+
+/** A start that failed: one line for the user (the pipeline has already closed what it started), exit 1. */
+function startFailed(err: unknown): never {
+  // cdk.json's settings are the user's to fix: their message alone.
+  const message = err instanceof ConfigError ? err.message : `the local pipeline could not start: ${(err as Error).message ?? String(err)}`;
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}
 
 const starting = startLocalPipeline({
   workDir: values['work-dir'],
@@ -79,14 +108,16 @@ async function stop(signal: NodeJS.Signals) {
 process.on('SIGINT', (signal) => void stop(signal));
 process.on('SIGTERM', (signal) => void stop(signal));
 
-const pipeline = await starting.catch((err: unknown) => {
-  // cdk.json's settings are the user's to fix: their message, not a stack trace.
-  if (!(err instanceof ConfigError)) throw err;
-  process.stderr.write(`${err.message}\n`);
-  process.exit(1);
-});
+// startLocalPipeline closes what it started when it fails; what fails after it is closed here.
+const pipeline = await starting.catch((err: unknown) => (stopping ? new Promise<never>(() => undefined) : startFailed(err)));
 if (stopping) await new Promise(() => undefined); // stop() exits once the pipeline is closed
 const line = JSON.stringify(pipeline.info);
-if (values['info-file']) await writeFile(values['info-file'], `${line}\n`);
+if (infoFile !== undefined) {
+  await writeFile(infoFile, `${line}\n`).catch(async (err: NodeJS.ErrnoException) => {
+    stopping = true;
+    await pipeline.close();
+    startFailed(new Error(`cannot write --info-file ${infoFile} (${err.code ?? err.message})`));
+  });
+}
 process.stdout.write(`${line}\n`);
 process.stderr.write('local pipeline ready; Ctrl-C stops it\n');

@@ -5,7 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerCancel } from './cli/cancel.js';
-import { CliError, EXIT, type CliIo } from './cli/io.js';
+import { CliError, EXIT, printableLines, type CliIo } from './cli/io.js';
 import { registerExport } from './cli/export.js';
 import { registerInspect } from './cli/inspect.js';
 import { registerList } from './cli/list.js';
@@ -34,7 +34,8 @@ export function buildProgram(context: CliContext): Command {
     .description('Operate the Scale SFS pipeline: uploads, task records, exports, retries, dead letters, scenes')
     .showHelpAfterError('(add --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: (text) => void io.out.write(text), writeErr: (text) => void io.err.write(text) });
+    // Commander's errors echo what was typed (an unknown option, a bad value): control characters escaped.
+    .configureOutput({ writeOut: (text) => void io.out.write(text), writeErr: (text) => void io.err.write(printableLines(text)) });
   for (const register of COMMANDS) register(program, context);
   return program;
 }
@@ -48,11 +49,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return context.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    // Messages quote keys, files, records and AWS errors: whatever slipped through unescaped cannot drive the terminal.
     if (err instanceof CliError) {
-      io.err.write(`sfs-pipeline: ${err.message}\n`);
+      io.err.write(`sfs-pipeline: ${printableLines(err.message)}\n`);
       return err.exitCode;
     }
-    io.err.write(`sfs-pipeline: ${(err as Error).message ?? String(err)}\n`);
+    io.err.write(`sfs-pipeline: ${printableLines((err as Error).message ?? String(err))}\n`);
     return EXIT.failure;
   }
 }

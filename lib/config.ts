@@ -34,6 +34,8 @@ export function readCdkJsonPipeline(cdkJsonPath: string): unknown {
 export function readPipelineConfig(scope: Construct, cdkJsonPipeline?: unknown): PipelineConfig {
   const given: unknown = scope.node.tryGetContext(CONTEXT_KEY);
   const patch = typeof given === 'string' ? parseContextJson(given) : given;
+  checkShape(cdkJsonPipeline, `cdk.json's "${CONTEXT_KEY}"`);
+  checkShape(patch, `-c ${CONTEXT_KEY}=…`);
   const raw = mergePatch(cdkJsonPipeline ?? {}, patch ?? {});
   const projectMissing = lacksProject(raw);
   // Checked with a stand-in project, so that every other problem is named with it.
@@ -63,20 +65,66 @@ function lacksProject(raw: unknown): boolean {
   return raw.routing === undefined || (isObject(raw.routing) && raw.routing.project === undefined);
 }
 
-/** One problem: one line; several: one line each under the heading. The fix closes the message either way. */
+/**
+ * One problem: one line; several: one line each under the heading. The fix closes the message either way. Key
+ * names and values come from the user's JSON: their control characters are escaped, so they cannot drive the
+ * terminal or fake a line of the message.
+ */
 function describeProblems(problems: readonly string[]): string {
   const heading = `invalid CDK context "${CONTEXT_KEY}"`;
-  if (problems.length === 1) return `${heading}: ${problems[0]!.replace(/\.$/, '')}. ${GENERAL_FIX}`;
-  return `${heading}:\n  - ${problems.join('\n  - ')}\n${GENERAL_FIX}`;
+  const shown = problems.map(printable);
+  if (shown.length === 1) return `${heading}: ${shown[0]!.replace(/\.$/, '')}. ${GENERAL_FIX}`;
+  return `${heading}:\n  - ${shown.join('\n  - ')}\n${GENERAL_FIX}`;
 }
 
-/** RFC 7396 JSON merge patch: `patch` applied to `target`, neither changed. */
+/** Control characters shown as \uXXXX. */
+function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** Objects and arrays nest at most this deep: the settings nest three or four levels, and the merge recurses per level. */
+export const MAX_CONFIG_DEPTH = 64;
+
+/** Keys that reach an object's prototype instead of a setting when assigned: never settings, always refused. */
+const PROTOTYPE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Refuses, in one readable message, a value nested deeper than MAX_CONFIG_DEPTH or holding a key of
+ * PROTOTYPE_KEYS. Walked without recursion, so no value can overflow the stack here.
+ */
+function checkShape(value: unknown, source: string): void {
+  const pending: Array<{ value: unknown; path: string; depth: number }> = [{ value, path: '', depth: 0 }];
+  const reserved: string[] = [];
+  while (pending.length > 0) {
+    const next = pending.pop()!;
+    if (next.value === null || typeof next.value !== 'object') continue;
+    if (next.depth >= MAX_CONFIG_DEPTH) {
+      throw new ConfigError(`invalid CDK context "${CONTEXT_KEY}": ${source} nests objects and arrays more than ${MAX_CONFIG_DEPTH} levels deep (at ${printable(next.path.slice(0, 200))}…): the pipeline's settings nest a few levels. ${GENERAL_FIX}`);
+    }
+    for (const [key, child] of Object.entries(next.value)) {
+      const path = Array.isArray(next.value) ? `${next.path}[${key}]` : next.path ? `${next.path}.${key}` : key;
+      if (!Array.isArray(next.value) && PROTOTYPE_KEYS.has(key)) reserved.push(path);
+      pending.push({ value: child, path, depth: next.depth + 1 });
+    }
+  }
+  if (reserved.length > 0) {
+    throw new ConfigError(
+      `invalid CDK context "${CONTEXT_KEY}": ${source} has the key${reserved.length > 1 ? 's' : ''} ${reserved.slice(0, 5).map((path) => printable(JSON.stringify(path))).join(', ')}${reserved.length > 5 ? ` and ${reserved.length - 5} more` : ''}: __proto__, constructor and prototype are never settings (they would reach JavaScript's object prototype); remove them. ${GENERAL_FIX}`,
+    );
+  }
+}
+
+/**
+ * RFC 7396 JSON merge patch: `patch` applied to `target`, neither changed. Keys are defined as own properties,
+ * so a "__proto__" key stays a key (for the schema to refuse) and never sets a prototype.
+ */
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch;
   const merged: Record<string, unknown> = isObject(target) ? { ...target } : {};
   for (const [key, value] of Object.entries(patch)) {
     if (value === null) delete merged[key];
-    else merged[key] = mergePatch(merged[key], value);
+    else Object.defineProperty(merged, key, { value: mergePatch(Object.hasOwn(merged, key) ? merged[key] : undefined, value), enumerable: true, writable: true, configurable: true });
   }
   return merged;
 }
@@ -105,9 +153,10 @@ function describePosition(text: string, offset: number, expected: string): strin
   // Long one-line values (the usual -c case) are cut to a window around the spot.
   const from = Math.max(lineStart, offset - 40);
   const to = Math.min(lineEnd, offset + 40);
-  const snippet = `${from > lineStart ? '…' : ''}${text.slice(from, to)}${to < lineEnd ? '…' : ''}`;
-  const caret = ' '.repeat(offset - from + (from > lineStart ? 1 : 0)) + '^';
-  const found = offset >= text.length ? 'the end of the value' : JSON.stringify(text[offset]);
+  // Control characters escaped (the caret counts their escapes): the value is the user's, the terminal is too.
+  const snippet = `${from > lineStart ? '…' : ''}${printable(text.slice(from, to))}${to < lineEnd ? '…' : ''}`;
+  const caret = ' '.repeat(printable(text.slice(from, offset)).length + (from > lineStart ? 1 : 0)) + '^';
+  const found = offset >= text.length ? 'the end of the value' : printable(JSON.stringify(text[offset]));
   return `expected ${expected} at line ${line}, column ${column} (character ${offset + 1}), found ${found}:\n  ${snippet}\n  ${caret}`;
 }
 
@@ -157,13 +206,17 @@ export function jsonErrorAt(text: string): { offset: number; expected: string } 
       i++;
     }
   };
+  // Nesting is counted: this walk recurses per level, and the text may nest deeper than the stack allows.
+  let depth = 0;
+  const close = () => void (i++, depth--);
   const value = (): void => {
     space();
     const char = text[i];
+    if ((char === '{' || char === '[') && ++depth > MAX_CONFIG_DEPTH) fail(`at most ${MAX_CONFIG_DEPTH} levels of nested objects and arrays`);
     if (char === '{') {
       i++;
       space();
-      if (text[i] === '}') return void i++;
+      if (text[i] === '}') return close();
       for (;;) {
         space();
         if (text[i] !== '"') fail('a double-quoted property name');
@@ -173,7 +226,7 @@ export function jsonErrorAt(text: string): { offset: number; expected: string } 
         i++;
         value();
         space();
-        if (text[i] === '}') return void i++;
+        if (text[i] === '}') return close();
         if (text[i] !== ',') fail("',' or '}' after a property value");
         i++;
       }
@@ -181,11 +234,11 @@ export function jsonErrorAt(text: string): { offset: number; expected: string } 
     if (char === '[') {
       i++;
       space();
-      if (text[i] === ']') return void i++;
+      if (text[i] === ']') return close();
       for (;;) {
         value();
         space();
-        if (text[i] === ']') return void i++;
+        if (text[i] === ']') return close();
         if (text[i] !== ',') fail("',' or ']' after an array element");
         i++;
       }

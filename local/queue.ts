@@ -267,19 +267,28 @@ export class LocalQueue {
 
   /**
    * Moves every dead-lettered message back into the queue, as SQS's redrive (StartMessageMoveTask) does: each is
-   * sent again as a new message with a fresh receive count, and the dead-letter file is emptied. Serialized with
-   * dead-lettering, so a message dead-lettered meanwhile is either moved or stays in the file, never lost.
+   * sent again as a new message with a fresh receive count, and leaves the dead-letter file. Serialized with
+   * dead-lettering, so a message dead-lettered meanwhile is either moved or stays in the file, never lost. A line
+   * that is not a dead letter (`{"body": "…"}`, e.g. edited by hand) blocks nothing: it stays in the file, and its
+   * line number (1-based, in the file as it was) is in `unreadableLines`.
    */
-  redrive(): Promise<{ moved: number }> {
+  redrive(): Promise<{ moved: number; unreadableLines?: number[] }> {
     const moving = this.deadLetterWrites.then(async () => {
       const text = await readFile(this.options.deadLetterFile, 'utf8').catch(() => '');
-      const bodies = text
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => (JSON.parse(line) as { body: string }).body);
-      await writeFile(this.options.deadLetterFile, '');
+      const bodies: string[] = [];
+      const kept: string[] = [];
+      const unreadableLines: number[] = [];
+      text.split('\n').forEach((line, i) => {
+        if (line.trim() === '') return;
+        const body = deadLetterBody(line);
+        if (body === undefined) {
+          kept.push(line);
+          unreadableLines.push(i + 1);
+        } else bodies.push(body);
+      });
+      await writeFile(this.options.deadLetterFile, kept.map((line) => `${line}\n`).join(''));
       for (const body of bodies) this.send(body);
-      return { moved: bodies.length };
+      return { moved: bodies.length, ...(unreadableLines.length > 0 ? { unreadableLines } : {}) };
     });
     this.deadLetterWrites = moving.then(() => undefined, () => undefined);
     return moving;
@@ -293,5 +302,15 @@ export class LocalQueue {
     const write = this.deadLetterWrites.then(() => appendFile(this.options.deadLetterFile, line)).catch((err: unknown) => this.options.onError?.(err));
     this.deadLetterWrites = write;
     await write;
+  }
+}
+
+/** The message body of one dead-letter line, or undefined when the line is not one. */
+function deadLetterBody(line: string): string | undefined {
+  try {
+    const body = (JSON.parse(line) as { body?: unknown } | null)?.body;
+    return typeof body === 'string' ? body : undefined;
+  } catch {
+    return undefined;
   }
 }

@@ -5,8 +5,8 @@
 import { CANCELED_BY_OPERATOR, cancelOpenTask, type CancelOutcome } from '../../lambdas/core/scenes/cancel-on-delete.js';
 import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
 import type { CliContext, RegisterCommand } from '../sfs-pipeline.js';
-import { EXIT, formatTable, jsonLine } from './io.js';
-import { printable, SELECTOR_HELP } from './records.js';
+import { EXIT, formatTable, jsonLine, printable } from './io.js';
+import { SELECTOR_HELP } from './records.js';
 import { selectUploads } from './retry.js';
 import { resolveTarget, withTarget, type TargetOptions } from './target.js';
 

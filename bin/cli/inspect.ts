@@ -13,7 +13,7 @@ import { SFS_BINARY_MARKER_BYTES, SFS_DTYPES } from '../../lambdas/core/scenes/s
 import { parseSfsHeader, SfsFormatError, type SfsHeaderInfo } from '../../lambdas/core/scenes/sfs/reader.js';
 import { parseConfig, RoutingSchema, type Routing } from '../../lambdas/core/shared/config.js';
 import type { RegisterCommand } from '../sfs-pipeline.js';
-import { CliError, EXIT, formatTable, jsonLine } from './io.js';
+import { CliError, EXIT, formatTable, jsonLine, printable } from './io.js';
 
 /** A local file as the create-task preflight reads an S3 object: its size, and ranged reads from its start. */
 class LocalSceneFile implements SceneObjects {
@@ -130,8 +130,8 @@ function declarationOf(info: SfsHeaderInfo, size: number): SceneDeclaration {
 /** Runs create-task's preflight on a local file and describes its header. Reads at most the header cap + 4 bytes. */
 export async function inspectSfsFile(file: string, routing: Routing): Promise<SceneInspection> {
   const info = await stat(file).catch(() => undefined);
-  if (!info) throw new CliError(`${file}: no such file; give the path of an .sfs file`, EXIT.usage);
-  if (!info.isFile()) throw new CliError(`${file}: not a file; give the path of an .sfs file`, EXIT.usage);
+  if (!info) throw new CliError(`${printable(file)}: no such file; give the path of an .sfs file`, EXIT.usage);
+  if (!info.isFile()) throw new CliError(`${printable(file)}: not a file; give the path of an .sfs file`, EXIT.usage);
   // create-task refuses an empty object before it reads anything, in these words.
   if (info.size === 0) return { file, size: 0, acceptable: false, reason: 'the object is empty (0 bytes)' };
   const objects = new LocalSceneFile(file, info.size);
@@ -149,6 +149,7 @@ export async function inspectSfsFile(file: string, routing: Routing): Promise<Sc
 
 const count = (n: number) => n.toLocaleString('en-US');
 
+/** The inspection for people. Everything from the file (ids, types, keys, the version, the reason) is escaped: a header cannot drive the terminal. */
 function describeInspection(inspection: SceneInspection): string {
   const { declaration: d } = inspection;
   const rows: Array<[string, string]> = [['file', `${inspection.file} (${count(inspection.size)} bytes)`]];
@@ -163,13 +164,13 @@ function describeInspection(inspection: SceneInspection): string {
     );
   }
   const width = Math.max(...rows.map(([label]) => label.length));
-  let text = rows.map(([label, value]) => `${label.padEnd(width)}  ${value}\n`).join('');
+  let text = rows.map(([label, value]) => `${label.padEnd(width)}  ${printable(value)}\n`).join('');
   if (d && d.sensors.length > 0) {
     const table = formatTable(['ID', 'TYPE', 'FRAMES', 'POINTS', 'POSES'], d.sensors.map((s) => [String(s.id), s.type, s.frames, s.points, s.poses]));
     text += table.replace(/^/gm, '  ').replace(/ +$/, '');
     if (d.sensorCount > d.sensors.length) text += `  … and ${count(d.sensorCount - d.sensors.length)} more sensors\n`;
   }
-  const verdict = inspection.acceptable ? 'acceptable: the pipeline would create a task for it' : `rejected: ${inspection.reason}`;
+  const verdict = inspection.acceptable ? 'acceptable: the pipeline would create a task for it' : `rejected: ${printable(inspection.reason ?? '')}`;
   return `${text}${'verdict'.padEnd(width)}  ${verdict}\n`;
 }
 
@@ -213,6 +214,6 @@ function routingFor(maxHeaderBytes: string): Routing {
   try {
     return parseConfig(RoutingSchema, { project: 'inspect', maxHeaderBytes: bytes }, '--max-header-bytes');
   } catch {
-    throw new CliError(`--max-header-bytes ${maxHeaderBytes}: give a whole number of bytes from 1024 to 67108864, as the stack's routing.maxHeaderBytes`, EXIT.usage);
+    throw new CliError(`--max-header-bytes ${printable(maxHeaderBytes)}: give a whole number of bytes from 1024 to 67108864, as the stack's routing.maxHeaderBytes`, EXIT.usage);
   }
 }

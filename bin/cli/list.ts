@@ -1,10 +1,9 @@
 /** `sfs-pipeline list`: task records, newest first, a page at a time. */
 import { InvalidArgumentError } from 'commander';
-import { decodeCursor, InvalidCursorError, type ListOrder, type ListQuery } from '../../lambdas/core/tasks/task-reader.js';
+import { decodeCursor, InvalidCursorError, type InvalidTaskItem, type ListOrder, type ListQuery } from '../../lambdas/core/tasks/task-reader.js';
 import { TASK_STATUSES, type TaskRecord, type TaskStatus } from '../../lambdas/core/tasks/task-record.js';
 import type { RegisterCommand } from '../sfs-pipeline.js';
-import { CliError, EXIT, formatTable, jsonLine } from './io.js';
-import { printable } from './records.js';
+import { CliError, EXIT, formatTable, jsonLine, printable } from './io.js';
 import { resolveTarget, withTarget, type TargetOptions } from './target.js';
 
 /** The filters list and export share. */
@@ -18,22 +17,40 @@ export interface QueryOptions {
 
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 } as const;
 
-/** `--since`: an ISO 8601 time (2026-05-01, 2026-05-01T12:00:00Z) or a duration back from now (30m, 24h, 7d, 2w). */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+/**
+ * `--since` of every command that takes it: an ISO 8601 time (2026-05-01, 2026-05-01T12:00:00Z) or a duration back
+ * from now (30m, 24h, 7d, 2w). A date that does not exist (2026-02-30, hour 24) is refused, not rolled over.
+ */
 export function parseSince(text: string, now = new Date()): string {
-  const duration = /^(\d{1,6})([mhdw])$/.exec(text.trim());
+  const given = text.trim();
+  const duration = /^(\d{1,6})([mhdw])$/.exec(given);
   if (duration) return new Date(now.getTime() - Number(duration[1]) * UNIT_MS[duration[2] as keyof typeof UNIT_MS]).toISOString();
-  const time = /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim()) ? Date.parse(text.trim()) : NaN;
-  if (Number.isNaN(time)) throw new InvalidArgumentError(`${JSON.stringify(text)} is neither an ISO time (2026-05-01T12:00:00Z) nor a duration back from now (30m, 24h, 7d, 2w)`);
+  const parts = ISO_TIME.exec(given);
+  const time = parts ? Date.parse(given) : NaN;
+  if (Number.isNaN(time)) throw new InvalidArgumentError(`${printable(JSON.stringify(text))} is neither an ISO time (2026-05-01T12:00:00Z) nor a duration back from now (30m, 24h, 7d, 2w)`);
+  const [, year, month, day, hour = '0', minute = '0', second = '0'] = parts!;
+  // Date.parse rolls an impossible day over (2026-02-30 is March 2): the fields must be a real calendar time.
+  const calendar = new Date(Date.UTC(Number(year), Number(month) - 1, Number(day)));
+  if (calendar.getUTCMonth() !== Number(month) - 1 || calendar.getUTCDate() !== Number(day) || Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) {
+    throw new InvalidArgumentError(`${printable(JSON.stringify(text))} is not a time that exists (check the day of the month and the hour)`);
+  }
   return new Date(time).toISOString();
 }
 
 /** `--status`: statuses separated by commas (or the option repeated); `all` for every status. */
 export function collectStatuses(text: string, previous: TaskStatus[] = []): TaskStatus[] {
   const given = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = given.filter((s) => s !== 'all' && !(TASK_STATUSES as readonly string[]).includes(s));
+  if (unknown.length > 0 || given.length === 0) throw new InvalidArgumentError(`unknown status ${printable(JSON.stringify(unknown.join(',') || text))}: use ${TASK_STATUSES.join(', ')} or all`);
   if (given.includes('all')) return [...TASK_STATUSES];
-  const unknown = given.filter((s) => !(TASK_STATUSES as readonly string[]).includes(s));
-  if (unknown.length > 0 || given.length === 0) throw new InvalidArgumentError(`unknown status ${JSON.stringify(unknown.join(',') || text)}: use ${TASK_STATUSES.join(', ')} or all`);
   return [...new Set([...previous, ...(given as TaskStatus[])])];
+}
+
+/** A note on stderr for each item of a listing that is not a valid task record (it is left out). */
+export function invalidItemNote(item: InvalidTaskItem, what: string): string {
+  return `sfs-pipeline: ${printable(item.uniqueId)} (updated ${printable(item.updatedAt)}) is not a valid task record, so it is not ${what}: ${printable(item.problems)}; fix the item in the table or delete it\n`;
 }
 
 /**
@@ -111,6 +128,8 @@ Examples:
           throw cursorError(err);
         });
         const { io } = context;
+        for (const item of page.invalid ?? []) io.err.write(invalidItemNote(item, 'listed'));
+        if (page.invalid) context.exitCode = EXIT.partial;
         if (options.json) {
           io.out.write(page.items.map((record) => jsonLine(record)).join(''));
           if (page.cursor) io.err.write(`next cursor: ${page.cursor}\n`);
@@ -129,22 +148,24 @@ Examples:
 };
 
 function parseLimit(text: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('must be a whole number from 1 to 1000');
+  // Digits only: Number() would also take 0x10, 1e3 or " 7 ".
+  const n = /^\d{1,4}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= 1000)) throw new InvalidArgumentError('must be a whole number from 1 to 1000');
   return n;
 }
 
 function row(record: TaskRecord): Array<string | undefined> {
   const why = record.reason ?? record.scaleError?.message ?? record.lastError;
-  return [record.updatedAt, record.status, printable(`s3://${record.bucket}/${record.key}`), record.project, record.taskId, why && printable(why.length > 80 ? `${why.slice(0, 79)}…` : why)];
+  // formatTable escapes every cell's control characters.
+  return [record.updatedAt, record.status, `s3://${record.bucket}/${record.key}`, record.project, record.taskId, why && (why.length > 80 ? `${why.slice(0, 79)}…` : why)];
 }
 
 function describe(query: ListQuery): string {
   const parts = [
-    query.statuses ? `in ${query.statuses.join(', ')}` : undefined,
-    query.since ? `updated since ${query.since}` : undefined,
-    query.project ? `of project ${query.project}` : undefined,
-    query.keyPrefix ? `under ${query.keyPrefix}` : undefined,
+    query.statuses?.length ? `in ${query.statuses.join(', ')}` : undefined,
+    query.since ? `updated since ${printable(query.since)}` : undefined,
+    query.project !== undefined ? `of project ${printable(JSON.stringify(query.project))}` : undefined,
+    query.keyPrefix !== undefined ? `under ${printable(JSON.stringify(query.keyPrefix))}` : undefined,
   ].filter(Boolean);
   return parts.length > 0 ? ` ${parts.join(' ')}` : '';
 }

@@ -15,7 +15,7 @@ import { encodePackedScene, PACK_LIMITS, sceneOfPackedFrames, toPackedFrame, typ
 import { SFS_TIME_UNITS } from '../../lambdas/core/scenes/sfs/format.js';
 import { SCENE_SUFFIX } from '../../lambdas/core/shared/config.js';
 import type { RegisterCommand } from '../sfs-pipeline.js';
-import { CliError, EXIT, jsonLine } from './io.js';
+import { CliError, EXIT, jsonLine, printable } from './io.js';
 
 interface PackCommandOptions {
   out: string;
@@ -46,7 +46,7 @@ export async function frameFilesOf(paths: string[]): Promise<string[]> {
   const seen = new Set<string>();
   for (const path of paths) {
     const info = await stat(path).catch(() => undefined);
-    if (!info) throw new CliError(`${path}: no such file or directory; give frame files or a folder of them`, EXIT.usage);
+    if (!info) throw new CliError(`${printable(path)}: no such file or directory; give frame files or a folder of them`, EXIT.usage);
     const named = info.isDirectory()
       ? (await readdir(path, { withFileTypes: true })).filter((e) => e.isFile() && e.name.endsWith('.json')).map((e) => join(path, e.name)).sort()
       : [path];
@@ -85,10 +85,13 @@ async function readFrame(file: string): Promise<PackedFrame> {
 /** Packs the frames the paths name into `out`. Throws CliError with the exit code for each refusal. */
 export async function packFiles(paths: string[], out: string, options: PackOptions & { force?: boolean }, warn: (line: string) => void): Promise<PackReport> {
   const outInfo = await stat(out).catch(() => undefined);
-  if (outInfo?.isDirectory()) throw new CliError(`--out ${out} is a folder; give the path of the .sfs file to write`, EXIT.usage);
-  if (outInfo && !options.force) throw new CliError(`--out ${out} already exists; add --force to replace it`, EXIT.usage);
+  const shown = printable(out);
+  if (outInfo?.isDirectory()) throw new CliError(`--out ${shown} is a folder; give the path of the .sfs file to write`, EXIT.usage);
+  // The scene is renamed into place: over a device or a FIFO (/dev/null as root) that would replace the node itself.
+  if (outInfo && !outInfo.isFile()) throw new CliError(`--out ${shown} exists and is not a regular file (a device, FIFO or socket): --force does not replace those; give the path of an .sfs file`, EXIT.usage);
+  if (outInfo && !options.force) throw new CliError(`--out ${shown} already exists; add --force to replace it`, EXIT.usage);
   const files = await frameFilesOf(paths);
-  if (files.length === 0) throw new CliError(`no frame files in ${paths.join(', ')}: a folder's frames are its *.json files`, EXIT.notFound);
+  if (files.length === 0) throw new CliError(`no frame files in ${printable(paths.join(', '))}: a folder's frames are its *.json files`, EXIT.notFound);
   if (files.length > PACK_LIMITS.maxFrames) throw new CliError(`${count(files.length)} frame files; at most ${count(PACK_LIMITS.maxFrames)} go into one scene: pack them as several scenes`);
 
   const frames: PackedFrame[] = [];
@@ -109,7 +112,8 @@ export async function packFiles(paths: string[], out: string, options: PackOptio
     const times = frames.map((f) => f.timestamp);
     return { out, frames: frames.length, points, bytes, sensorId: options.sensorId ?? 'lidar', timeUnit: options.timeUnit ?? 'microseconds', firstTimestamp: Math.min(...times), lastTimestamp: Math.max(...times) };
   } catch (err) {
-    if (err instanceof FrameFormatError) throw new CliError(`${err.message}\nnothing was written (the frame format: lambdas/core/scenes/frame.schema.json)`, EXIT.failure);
+    // The message quotes the frame's own field names and values: escaped, so a hostile frame cannot drive the terminal.
+    if (err instanceof FrameFormatError) throw new CliError(`${printable(err.message)}\nnothing was written (the frame format: lambdas/core/scenes/frame.schema.json)`, EXIT.failure);
     throw err;
   }
 }
@@ -124,8 +128,8 @@ async function writeAtomically(out: string, scene: Parameters<typeof encodePacke
   } catch (err) {
     await rm(partial, { force: true });
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new CliError(`cannot write ${out}: its folder ${dirname(out)} does not exist`, EXIT.usage);
-    throw new CliError(`cannot write ${out} (${code ?? (err as Error).message})`, EXIT.failure);
+    if (code === 'ENOENT') throw new CliError(`cannot write ${printable(out)}: its folder ${printable(dirname(out))} does not exist`, EXIT.usage);
+    throw new CliError(`cannot write ${printable(out)} (${code ?? (err as Error).message})`, EXIT.failure);
   }
   return encoded.size;
 }
@@ -160,7 +164,7 @@ and device_heading), each frame's points as float32 positions, uint8 intensities
 Camera image URLs and device ids (d) are not packed (a note says so).
 
 Exit codes: 0 written; 1 a frame is unreadable or invalid (named; nothing written); 2 a bad option, a missing
-path, or --out exists (add --force); 3 no frame files in the paths given.
+path, or --out exists (add --force; never over a device, FIFO or socket); 3 no frame files in the paths given.
 
 Examples:
   $ sfs-pipeline pack test/fixtures/frames --out /tmp/drive.sfs
@@ -172,12 +176,12 @@ Examples:
       const { io } = context;
       const sensorId = sensorIdOf(options.sensorId);
       const warn = (line: string) => void io.err.write(`${line}\n`);
-      if (!options.out.endsWith(SCENE_SUFFIX)) warn(`note: the pipeline only takes keys ending in ${SCENE_SUFFIX}; upload ${options.out} under such a key`);
+      if (!options.out.endsWith(SCENE_SUFFIX)) warn(`note: the pipeline only takes keys ending in ${SCENE_SUFFIX}; upload ${printable(options.out)} under such a key`);
       const report = await packFiles(paths, options.out, { sensorId, timeUnit: options.timeUnit, coordinates: options.coordinates, force: options.force }, warn);
       io.out.write(
         options.json
           ? jsonLine(report)
-          : `wrote ${report.out}: ${count(report.frames)} frames, ${count(report.points)} points, ${count(report.bytes)} bytes (lidar "${report.sensorId}", ${report.timeUnit} ${report.firstTimestamp}..${report.lastTimestamp})\n`,
+          : `wrote ${printable(report.out)}: ${count(report.frames)} frames, ${count(report.points)} points, ${count(report.bytes)} bytes (lidar "${report.sensorId}", ${report.timeUnit} ${report.firstTimestamp}..${report.lastTimestamp})\n`,
       );
     });
 };

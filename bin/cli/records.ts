@@ -3,7 +3,7 @@
  * (status, retry, cancel).
  */
 import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
-import { CliError, EXIT, jsonLine } from './io.js';
+import { CliError, EXIT, jsonLine, printable } from './io.js';
 import type { PipelineTarget } from './target.js';
 
 /** Which records a selector names: every version of one object, one upload, or the upload of one Scale task. */
@@ -25,7 +25,7 @@ export function parseSelector(text: string, target: Pick<PipelineTarget, 'scenes
     const [bucket, key] = slash < 0 ? [rest, ''] : [rest.slice(0, slash), rest.slice(slash + 1)];
     if (!bucket || !key) throw new CliError(`${quoted(given)} names no object: write s3://BUCKET/KEY, e.g. s3://${target.scenesBucket}/drive/scene.sfs`, EXIT.usage);
     if (bucket !== target.scenesBucket) {
-      throw new CliError(`s3://${bucket} is not the scenes bucket of the ${target.label}: its uploads are in s3://${target.scenesBucket}/ (check --stack / --local)`, EXIT.usage);
+      throw new CliError(`s3://${printable(bucket)} is not the scenes bucket of the ${target.label}: its uploads are in s3://${target.scenesBucket}/ (check --stack / --local)`, EXIT.usage);
     }
     return { kind: 'key', bucket, key };
   }
@@ -51,9 +51,9 @@ export async function findRecords(selector: Selector, target: Pick<PipelineTarge
   }
 }
 
-/** What a selector is, in words, for "nothing found" messages. */
+/** What a selector is, in words, for "nothing found" messages (control characters of a key escaped). */
 export function describeSelector(selector: Selector): string {
-  if (selector.kind === 'key') return `s3://${selector.bucket}/${selector.key}`;
+  if (selector.kind === 'key') return `s3://${printable(selector.bucket)}/${printable(selector.key)}`;
   return selector.kind === 'uniqueId' ? `uniqueId ${selector.uniqueId}` : `Scale task ${selector.taskId}`;
 }
 
@@ -116,12 +116,7 @@ function resultFile(file: NonNullable<TaskRecord['resultFiles']>[number]): strin
   return `s3://${file.bucket}/${file.key}${facts ? `  (${facts})` : ''}`;
 }
 
-/** Control characters (newlines, escape sequences) shown as \uXXXX. */
-export function printable(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
+/** A selector as given, cut to a phrase, quoted, control characters escaped. */
 function quoted(text: string): string {
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 79)}…` : text);
+  return printable(JSON.stringify(text.length > 80 ? `${text.slice(0, 79)}…` : text));
 }

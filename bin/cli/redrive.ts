@@ -4,7 +4,7 @@
  * already has a task is not submitted again.
  */
 import type { CliContext, RegisterCommand } from '../sfs-pipeline.js';
-import { jsonLine } from './io.js';
+import { EXIT, jsonLine, printable } from './io.js';
 import { resolveTarget, withTarget, type TargetOptions } from './target.js';
 
 interface RedriveOptions extends TargetOptions {
@@ -22,7 +22,8 @@ export const registerRedrive: RegisterCommand = (program, context) => {
       'after',
       `
 On a stack this starts SQS's message move task (StartMessageMoveTask) from the dead-letter queue back to the queue
-it came from; SQS moves the messages in the background. Locally the dead-letter file is moved at once.
+it came from; SQS moves the messages in the background. Locally the dead-letter file is moved at once; lines of
+it that are not messages stay there and are named by line number (exit 4; --json: "unreadableLines").
 See which uploads are waiting first: sfs-pipeline retry --status failed --dry-run (then redrive, or retry them).
 
 Examples:
@@ -36,9 +37,18 @@ async function runRedrive(options: RedriveOptions, context: CliContext): Promise
   const target = await resolveTarget(options);
   try {
     const report = await target.redrive();
-    const { out } = context.io;
+    const { out, err } = context.io;
+    const unreadable = report.unreadableLines ?? [];
+    if (unreadable.length > 0) {
+      context.exitCode = EXIT.partial;
+      const lines = `${unreadable.slice(0, 20).join(', ')}${unreadable.length > 20 ? `, … (${unreadable.length} in all)` : ''}`;
+      const one = unreadable.length === 1;
+      err.write(
+        `sfs-pipeline: line${one ? '' : 's'} ${lines} of the dead-letter file ${printable(report.deadLetterFile ?? '')} ${one ? 'is not a message: it was' : 'are not messages: they were'} left there (look, then fix or delete ${one ? 'it' : 'them'})\n`,
+      );
+    }
     if (options.json) return void out.write(jsonLine(report));
-    if (report.moved === 0) return void out.write(`the dead-letter queue of the ${target.label} is empty: nothing to redrive\n`);
+    if (report.moved === 0) return void out.write(unreadable.length > 0 ? 'no message was moved\n' : `the dead-letter queue of the ${target.label} is empty: nothing to redrive\n`);
     const messages = `${report.moved} message${report.moved === 1 ? '' : 's'}`;
     if (report.taskHandle) out.write(`SQS is moving ${messages} back to the ingest queue (move task ${report.taskHandle})\n`);
     else out.write(`moved ${messages} back to the ingest queue\n`);

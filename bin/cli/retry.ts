@@ -9,8 +9,9 @@ import { isRetryableStatus, RETRYABLE_STATUSES, retryUpload, type RetryOutcome }
 import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
 import type { RetryableStatus } from '../../lambdas/core/tasks/task-store.js';
 import type { CliContext, RegisterCommand } from '../sfs-pipeline.js';
-import { CliError, EXIT, formatTable, jsonLine } from './io.js';
-import { findRecords, notFound, parseSelector, printable, SELECTOR_HELP } from './records.js';
+import { CliError, EXIT, formatTable, jsonLine, printable } from './io.js';
+import { parseSince } from './list.js';
+import { findRecords, notFound, parseSelector, SELECTOR_HELP } from './records.js';
 import { resolveTarget, withTarget, type PipelineTarget, type TargetOptions } from './target.js';
 
 interface RetryOptions extends TargetOptions {
@@ -28,7 +29,7 @@ export const registerRetry: RegisterCommand = (program, context) => {
       .description('Submit uploads again through the ingest queue, as S3 did, once the cause is fixed: never a second Scale task for one upload')
       .argument('[selector...]', SELECTOR_HELP)
       .option('--status <status>', `only records in these statuses (comma list or repeated): ${RETRYABLE_STATUSES.join(', ')}; without a selector, every record in them`, collectStatuses)
-      .option('--since <time>', 'without a selector: records updated since then, a duration back from now (30m, 24h, 7d) or an ISO time (default: 24h)')
+      .option('--since <time>', 'without a selector: records updated since then, a duration back from now (30m, 24h, 7d, 2w) or an ISO time (default: 24h)')
       .option('--limit <n>', 'without a selector: at most this many records, oldest first (default: 100)', positiveInteger)
       .option('--dry-run', 'list what would be retried, change nothing')
       .option('--json', 'one JSON document per record'),
@@ -151,13 +152,11 @@ function positiveInteger(value: string): number {
   return Number(value);
 }
 
-const UNIT_MS: Record<string, number> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** An ISO time from "30m", "24h", "7d" (back from now) or an ISO time. */
+/** --since as list and export take it (30m, 24h, 7d, 2w, or an ISO time); a bad one is a usage error. */
 export function sinceTime(text: string, now = new Date()): string {
-  const duration = /^(\d{1,6})([mhd])$/.exec(text.trim());
-  if (duration) return new Date(now.getTime() - Number(duration[1]) * UNIT_MS[duration[2]!]!).toISOString();
-  const time = /^\d{4}-\d{2}-\d{2}/.test(text) ? Date.parse(text) : NaN;
-  if (Number.isNaN(time)) throw new CliError(`--since ${JSON.stringify(text)} is neither a duration (30m, 24h, 7d) nor an ISO time (2026-11-30T08:00:00Z)`, EXIT.usage);
-  return new Date(time).toISOString();
+  try {
+    return parseSince(text, now);
+  } catch (err) {
+    throw new CliError(`--since: ${(err as Error).message}`, EXIT.usage);
+  }
 }

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { ScaleClient } from '../../lambdas/core/scale/client.js';
 import { documentClient, DynamoTaskStore } from '../../lambdas/core/tasks/dynamo-task-store.js';
 import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
-import { CliError, EXIT } from './io.js';
+import { CliError, EXIT, printable, shellCommand } from './io.js';
 
 /** Options every command that talks to a pipeline takes. */
 export function withTarget(command: Command): Command {
@@ -31,6 +31,10 @@ export interface RedriveReport {
   moved: number;
   /** On a stack: SQS moves the messages asynchronously under this task handle. */
   taskHandle?: string;
+  /** Locally: lines of the dead-letter file that are not messages (1-based, as the file was); they stay in it. */
+  unreadableLines?: number[];
+  /** Locally: the dead-letter file. */
+  deadLetterFile?: string;
 }
 
 /** The pipeline's resources and clients, the same whichever kind of target. */
@@ -77,6 +81,63 @@ export async function resolveTarget(options: TargetOptions): Promise<PipelineTar
   throw new CliError('say where the pipeline is: --stack NAME (a deployed stack) or --local INFO_FILE (from npm run local -- --info-file INFO_FILE)', EXIT.usage);
 }
 
+/** The fields without which a file is not the local pipeline's info file. */
+const INFO_FIELDS = ['s3Endpoint', 'dynamodbEndpoint', 'sqsEndpoint', 'controlUrl', 'tasksTable', 'bucket', 'frameManifestSuffix'] as const;
+
+/**
+ * The info file's settings. The messages never quote the file (it may be anything, cdk.json or a secret) and only
+ * suggest writing to the path when nothing is there yet.
+ */
+async function readInfoFile(infoFile: string): Promise<LocalInfoFile> {
+  const shown = printable(infoFile);
+  let text: string;
+  try {
+    text = await readFile(infoFile, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new CliError(`cannot read the local pipeline's info file ${shown}: there is no such file (ENOENT). Start the pipeline with: ${shellCommand(['npm', 'run', 'local', '--', '--info-file', infoFile])}`);
+    throw new CliError(`cannot read the local pipeline's info file ${shown} (${code ?? (err as Error).message}): check --local`);
+  }
+  const notInfo = (why: string) =>
+    new CliError(`${shown} is not a local pipeline info file (${why}): give --local the file that npm run local -- --info-file FILE wrote (a new path: it writes the file when it is ready)`);
+  let info: unknown;
+  try {
+    info = JSON.parse(text);
+  } catch {
+    throw notInfo('it is not JSON');
+  }
+  if (info === null || typeof info !== 'object' || Array.isArray(info)) throw notInfo('it is not a JSON object');
+  const missing = INFO_FIELDS.filter((field) => typeof (info as Record<string, unknown>)[field] !== 'string');
+  if (missing.length > 0) throw notInfo(`no ${missing.join(', ')}`);
+  return info as LocalInfoFile;
+}
+
+/**
+ * Turns "connect ECONNREFUSED" from a client of the local pipeline into what it means: the info file is left from a
+ * run that has stopped. Added as the outermost middleware, so it sees the error once the SDK's retries gave up.
+ */
+function explainRefusal(endpoint: string, infoFile: string) {
+  return <A, R>(next: (args: A) => Promise<R>) =>
+    async (args: A): Promise<R> => {
+      try {
+        return await next(args);
+      } catch (err) {
+        if (!refused(err)) throw err;
+        throw new CliError(
+          `the local pipeline at ${printable(endpoint)} does not answer (connection refused): is npm run local still running? ${printable(infoFile)} may be left from a run that has stopped`,
+        );
+      }
+    };
+}
+const EXPLAIN_REFUSAL = { step: 'initialize', name: 'explainLocalRefusal', priority: 'high' } as const;
+
+function refused(err: unknown): boolean {
+  for (let cause = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; cause && depth < 5; cause = cause.cause as typeof cause, depth++) {
+    if (cause.code === 'ECONNREFUSED' || /\bECONNREFUSED\b/.test(String(cause.message))) return true;
+  }
+  return false;
+}
+
 interface LocalInfoFile {
   region: string;
   accessKeyId: string;
@@ -91,25 +152,22 @@ interface LocalInfoFile {
   controlUrl: string;
   sqsEndpoint: string;
   ingestQueueUrl: string;
+  deadLetterFile: string;
   frameManifestSuffix: string;
   clearUniqueIdOnError: boolean;
 }
 
 async function localTarget(infoFile: string): Promise<PipelineTarget> {
-  let info: LocalInfoFile;
-  try {
-    info = JSON.parse(await readFile(infoFile, 'utf8')) as LocalInfoFile;
-  } catch (err) {
-    throw new CliError(`cannot read the local pipeline's info file ${infoFile}: ${(err as Error).message}. Start it with: npm run local -- --info-file ${infoFile}`);
-  }
-  const missing = ['s3Endpoint', 'dynamodbEndpoint', 'sqsEndpoint', 'controlUrl', 'tasksTable', 'bucket', 'frameManifestSuffix'].filter((field) => typeof info[field as keyof LocalInfoFile] !== 'string');
-  if (missing.length > 0) throw new CliError(`${infoFile} is not a local pipeline info file (no ${missing.join(', ')}); it is written by npm run local -- --info-file ${infoFile}`);
+  const info = await readInfoFile(infoFile);
   const common = { region: info.region, credentials: { accessKeyId: info.accessKeyId, secretAccessKey: info.secretAccessKey } };
   const s3 = new S3Client({ ...common, endpoint: info.s3Endpoint, forcePathStyle: true, requestChecksumCalculation: 'WHEN_REQUIRED' });
   const sqs = new SQSClient({ ...common, endpoint: info.sqsEndpoint });
   const dynamo = new DynamoDBClient({ ...common, endpoint: info.dynamodbEndpoint });
+  s3.middlewareStack.add(explainRefusal(info.s3Endpoint, infoFile), EXPLAIN_REFUSAL);
+  sqs.middlewareStack.add(explainRefusal(info.sqsEndpoint, infoFile), EXPLAIN_REFUSAL);
+  dynamo.middlewareStack.add(explainRefusal(info.dynamodbEndpoint, infoFile), EXPLAIN_REFUSAL);
   return assemble({
-    label: `local pipeline (${infoFile})`,
+    label: `local pipeline (${printable(infoFile)})`,
     region: info.region,
     scenesBucket: info.bucket,
     resultsBucket: info.resultsBucket,
@@ -122,10 +180,11 @@ async function localTarget(infoFile: string): Promise<PipelineTarget> {
     scaleKey: async () => ({ apiKey: info.scaleApiKey, baseUrl: info.scaleApiUrl }),
     redrive: async () => {
       const answer = await fetch(`${info.controlUrl}/redrive`, { method: 'POST' }).catch((err: Error) => {
-        throw new CliError(`the local pipeline at ${info.controlUrl} does not answer (${err.message}): is npm run local still running?`);
+        throw new CliError(`the local pipeline at ${printable(info.controlUrl)} does not answer (${err.message}): is npm run local still running?`);
       });
-      if (!answer.ok) throw new CliError(`the local pipeline refused the redrive: ${answer.status} ${(await answer.text()).slice(0, 300)}`);
-      return (await answer.json()) as RedriveReport;
+      if (!answer.ok) throw new CliError(`the local pipeline refused the redrive: ${answer.status} ${printable((await answer.text()).slice(0, 300))}`);
+      const report = (await answer.json()) as RedriveReport;
+      return report.unreadableLines?.length ? { ...report, deadLetterFile: info.deadLetterFile } : report;
     },
   });
 }

@@ -6,123 +6,20 @@
 import { Upload } from '@aws-sdk/lib-storage';
 import { Presets, SingleBar } from 'cli-progress';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, join, relative, sep } from 'node:path';
-import { frameScopeOf, parseFrameManifest } from '../../lambdas/core/scenes/scene-content.js';
 import { isRealVersionId, sceneUniqueId } from '../../lambdas/core/scenes/scene-identity.js';
-import { parseConfig, RoutingSchema, SCENE_SUFFIX, type Routing } from '../../lambdas/core/shared/config.js';
+import { SCENE_SUFFIX } from '../../lambdas/core/shared/config.js';
 import type { RegisterCommand } from '../sfs-pipeline.js';
 import { followUploads, outcomeDetail, parseDuration, type FollowedUpload, type UploadedVersion } from './follow.js';
-import { CliError, EXIT, formatTable, jsonLine, type CliIo } from './io.js';
+import { CliError, EXIT, formatTable, jsonLine, printable, shellQuote, type CliIo } from './io.js';
+import { checkPrefix, planUpload, type PlannedObject } from './upload-plan.js';
 import { resolveTarget, withTarget, type PipelineTarget, type TargetOptions } from './target.js';
 
-export type ObjectKind = 'scene' | 'manifest' | 'frame';
-export interface PlannedObject {
-  kind: ObjectKind;
-  file: string;
-  key: string;
-  size: number;
-}
+export type { ObjectKind, PlannedObject } from './upload-plan.js';
 export interface UploadedObject extends PlannedObject, UploadedVersion {
   multipart: boolean;
 }
 
-/** Routing as the config schema fills it in: its defaults and its checks of the manifest suffix. */
-function routingWith(frameManifestSuffix?: string): Routing {
-  // The schema requires a project; the value plays no part in what upload reads (suffix, frame scope, limits).
-  return parseConfig(RoutingSchema, { project: 'upload', ...(frameManifestSuffix !== undefined ? { frameManifestSuffix } : {}) }, '--manifest-suffix');
-}
-
-/** The longest key S3 stores, in bytes of UTF-8. */
-const MAX_KEY_BYTES = 1024;
 const UPLOAD_CONCURRENCY = 4;
-/** A refusal lists this many problems, then counts the rest. */
-const LISTED_PROBLEMS = 20;
-
-interface Found {
-  file: string;
-  key: string;
-  size: number;
-  /** Found under a directory given (rather than named on the command line). */
-  fromDirectory: boolean;
-}
-
-/**
- * What to upload, frames first: the notification of a manifest starts its task, which requires every frame.
- * Refuses (usage error, nothing uploaded) whatever the pipeline would keep and never process, or could not take.
- */
-export async function planUpload(paths: string[], options: { prefix: string; manifestSuffix: string }, warn: (line: string) => void): Promise<PlannedObject[]> {
-  const routing = routingWith(options.manifestSuffix);
-  const found: Found[] = [];
-  const problems: string[] = [];
-  for (const path of paths) {
-    const info = await stat(path).catch(() => undefined);
-    if (!info) problems.push(`${path}: no such file or directory`);
-    else if (info.isDirectory()) for (const file of await filesUnder(path)) found.push({ ...file, key: options.prefix + relative(path, file.file).split(sep).join('/'), fromDirectory: true });
-    else found.push({ file: path, key: options.prefix + basename(path), size: info.size, fromDirectory: false });
-  }
-  const suffixes = [SCENE_SUFFIX, routing.frameManifestSuffix];
-  const kindOf = (key: string): ObjectKind | undefined => (key.endsWith(SCENE_SUFFIX) ? 'scene' : key.endsWith(routing.frameManifestSuffix) ? 'manifest' : undefined);
-  const frameKeys = await framesNamed(found.filter((f) => kindOf(f.key) === 'manifest'), new Set(found.map((f) => f.key)), routing, warn);
-
-  const planned = new Map<string, PlannedObject>();
-  const skipped: string[] = [];
-  for (const item of found) {
-    const kind = frameKeys.has(item.key) ? 'frame' : kindOf(item.key);
-    const wrongCase = suffixes.find((suffix) => !item.key.endsWith(suffix) && item.key.toLowerCase().endsWith(suffix.toLowerCase()));
-    const earlier = planned.get(item.key);
-    if (kind !== 'frame' && wrongCase) {
-      const fixed = item.file.slice(0, item.file.length - wrongCase.length) + wrongCase;
-      problems.push(`${item.file}: its suffix is "${item.key.slice(-wrongCase.length)}", not "${wrongCase}"; S3's notification filters are case-sensitive, so the bucket would keep the file and nothing would process it. Rename it to ${fixed}`);
-    } else if (!kind && item.fromDirectory) skipped.push(item.file);
-    else if (!kind) problems.push(`${item.file}: neither a scene (${SCENE_SUFFIX}) nor a frame manifest (${routing.frameManifestSuffix}), so the pipeline would never process it (frames go with their manifest: upload the manifest's folder; another manifest suffix: --manifest-suffix)`);
-    else if (item.size === 0) problems.push(`${item.file}: the file is empty; the pipeline rejects empty uploads`);
-    else if (Buffer.byteLength(item.key) > MAX_KEY_BYTES) problems.push(`${item.file}: its key is ${Buffer.byteLength(item.key)} bytes of UTF-8; S3 keys hold at most ${MAX_KEY_BYTES} (shorten --prefix or the path)`);
-    else if (earlier && earlier.file !== item.file) problems.push(`${item.file}: its key ${item.key} is also the key of ${earlier.file}; the second upload would replace the first (upload them separately under another --prefix)`);
-    else planned.set(item.key, { kind, file: item.file, key: item.key, size: item.size });
-  }
-  if (problems.length > 0) {
-    const listed = problems.slice(0, LISTED_PROBLEMS).map((problem) => `\n  - ${problem}`).join('');
-    const more = problems.length > LISTED_PROBLEMS ? `\n  … and ${problems.length - LISTED_PROBLEMS} more` : '';
-    throw new CliError(`nothing was uploaded: ${problems.length} of the files cannot go to the pipeline as they are:${listed}${more}`, EXIT.usage);
-  }
-  if (skipped.length > 0) warn(`skipped ${skipped.length} file(s) that are neither scenes (${SCENE_SUFFIX}), frame manifests (${routing.frameManifestSuffix}) nor frames a manifest names: ${skipped.slice(0, 5).join(', ')}${skipped.length > 5 ? ', …' : ''}`);
-  const objects = [...planned.values()];
-  if (!objects.some((o) => o.kind !== 'frame')) throw new CliError(`no scenes to upload in ${paths.join(', ')}: no ${SCENE_SUFFIX} files or frame manifests (${routing.frameManifestSuffix}) there`, EXIT.notFound);
-  return [...objects.filter((o) => o.kind === 'frame'), ...objects.filter((o) => o.kind !== 'frame')];
-}
-
-/** Every file under `dir` (recursively, following links to files but not to directories), in name order. */
-async function filesUnder(dir: string): Promise<{ file: string; size: number }[]> {
-  const files: { file: string; size: number }[] = [];
-  for (const entry of (await readdir(dir, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...(await filesUnder(path)));
-    else {
-      const info = await stat(path).catch(() => undefined);
-      if (info?.isFile()) files.push({ file: path, size: info.size });
-    }
-  }
-  return files;
-}
-
-/** Keys of the upload that its manifests name as frames (resolved as the pipeline resolves them); warns of the rest. */
-async function framesNamed(manifests: Found[], keys: Set<string>, routing: Routing, warn: (line: string) => void): Promise<Set<string>> {
-  const frames = new Set<string>();
-  for (const manifest of manifests) {
-    // Judged by the pipeline in the end (with the stack's limits): here only read for its frames.
-    if (manifest.size === 0 || manifest.size > 16 * 1024 * 1024) continue;
-    const parsed = parseFrameManifest(await readFile(manifest.file, 'utf8'), manifest.key, routing.maxFrames, frameScopeOf(manifest.key, routing));
-    if ('problem' in parsed) {
-      warn(`${manifest.file}: ${parsed.problem}; the pipeline will reject this manifest`);
-      continue;
-    }
-    const absent = parsed.frames.filter((key) => !keys.has(key));
-    for (const key of parsed.frames) if (keys.has(key)) frames.add(key);
-    if (absent.length > 0) warn(`${manifest.file}: ${absent.length} of its ${parsed.frames.length} frames are not in this upload (e.g. ${absent[0]}); the pipeline rejects the manifest unless they are in the bucket already`);
-  }
-  return frames;
-}
 
 /** Uploads in order (all frames before any scene or manifest), a few at a time; stops at the first failure. */
 export async function uploadObjects(target: PipelineTarget, objects: PlannedObject[], io: CliIo): Promise<UploadedObject[]> {
@@ -136,7 +33,7 @@ export async function uploadObjects(target: PipelineTarget, objects: PlannedObje
     upload.on('httpUploadProgress', (p) => (loaded.set(object.key, p.loaded ?? 0), progress()));
     const answer = await upload.done().catch((err: Error) => {
       const before = uploaded.length > 0 ? ` (${uploaded.slice(0, 10).map((u) => u.key).join(', ')}${uploaded.length > 10 ? ', …' : ''})` : '';
-      throw new CliError(`could not upload ${object.file} to s3://${target.scenesBucket}/${object.key}: ${err.message}. ${uploaded.length} of ${objects.length} files were uploaded before it stopped${before}; upload the others again`);
+      throw new CliError(`could not upload ${printable(object.file)} to s3://${target.scenesBucket}/${printable(object.key)}: ${err.message}. ${uploaded.length} of ${objects.length} files were uploaded before it stopped${printable(before)}; upload the others again`);
     });
     const eTag = (answer.ETag ?? '').replace(/"/g, '');
     uploaded.push({ ...object, bucket: target.scenesBucket, eTag, startedAt, multipart: upload.uploadId !== undefined, ...(answer.VersionId ? { versionId: answer.VersionId } : {}) });
@@ -222,7 +119,10 @@ manifest starts its task, which requires every frame); other files in it are ski
 Files larger than 5 MiB go up in parts (multipart upload).
 
 Refused before anything is uploaded: a suffix in the wrong case (.SFS: S3's filters are case-sensitive, nothing
-would process it), a named file that is neither ${SCENE_SUFFIX} nor a manifest, an empty file, a key over 1024 bytes.
+would process it), a named file that is neither ${SCENE_SUFFIX} nor a manifest, an empty file, a key over 1024 bytes,
+a key with a '.', '..' or empty segment (--prefix ../, a//: URLs resolve those away, so Scale could not download it).
+In a directory, links that lead out of it are skipped with a note, or refused when a manifest names them as
+frames (files named on the command line may be links).
 
 --json fields: kind (scene, manifest, frame), file, bucket, key, size, versionId, eTag, multipart, uniqueId;
 with --wait also status, taskId, detail (why it did not complete), timedOut.
@@ -241,7 +141,7 @@ Examples:
       const { io } = context;
       const timeoutMs = parseDuration(options.timeout);
       if (timeoutMs === undefined) throw new CliError(`--timeout ${options.timeout} is not a duration: give one such as 90s, 30m or 2h`, EXIT.usage);
-      if (options.prefix.startsWith('/')) throw new CliError(`--prefix ${options.prefix} starts with '/': the pipeline's keys have no leading slash (routes would never match it); drop it`, EXIT.usage);
+      checkPrefix(options.prefix);
       const target = await resolveTarget(options);
       try {
         let objects: PlannedObject[];
@@ -259,7 +159,7 @@ Examples:
           io.err.write(`waiting up to ${options.timeout} for ${scenes.length} scene(s) on ${target.label}…\n`);
           followed = await followUploads(scenes, (bucket, key) => target.store.findByKey(bucket, key, 25), {
             timeoutMs,
-            onChange: (upload, record, previous) => io.err.write(`${upload.key}: ${previous ? `${previous} → ` : ''}${record.status}${record.taskId ? ` (task ${record.taskId})` : ''}\n`),
+            onChange: (upload, record, previous) => io.err.write(`${printable(upload.key)}: ${previous ? `${previous} → ` : ''}${record.status}${record.taskId ? ` (task ${printable(record.taskId)})` : ''}\n`),
           });
           if (!followed.every((item) => item.record?.status === 'completed')) context.exitCode = EXIT.failure;
         }
@@ -276,7 +176,7 @@ Examples:
         );
         const frames = uploaded.length - scenes.length;
         if (frames > 0) io.out.write(`and ${frames} frame(s), uploaded before their manifests\n`);
-        if (!options.wait) io.err.write(`follow them with: sfs-pipeline status s3://${target.scenesBucket}/<key>, or upload with --wait\n`);
+        if (!options.wait) io.err.write(`follow them with: sfs-pipeline status ${shellQuote(`s3://${target.scenesBucket}/`)}KEY, or upload with --wait\n`);
       } finally {
         target.close();
       }

@@ -1,4 +1,4 @@
-import { CreateTableCommand, type DynamoDBClient, type GlobalSecondaryIndex, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient, type GlobalSecondaryIndex, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { AddressInfo } from 'node:net';
 import { TASKS_TABLE_SCHEMA } from '../../lambdas/core/tasks/dynamo-task-store.js';
@@ -13,7 +13,10 @@ export async function startDynamo() {
   };
 }
 
-/** Creates the tasks table with the keys and indexes the stack gives it (both read TASKS_TABLE_SCHEMA). */
+/**
+ * Creates the tasks table with the keys and indexes the stack gives it (both read TASKS_TABLE_SCHEMA), and waits
+ * until it is ACTIVE: a table is CREATING for a moment (dynalite too, for a timer tick), and writes to it fail.
+ */
 export async function createTasksTable(client: DynamoDBClient, tableName: string): Promise<void> {
   const attributes = new Set<string>([TASKS_TABLE_SCHEMA.partitionKey]);
   const indexes: GlobalSecondaryIndex[] = Object.entries(TASKS_TABLE_SCHEMA.indexes).map(([name, index]) => {
@@ -34,4 +37,10 @@ export async function createTasksTable(client: DynamoDBClient, tableName: string
       GlobalSecondaryIndexes: indexes,
     }),
   );
+  for (let attempt = 0; ; attempt++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus === 'ACTIVE') return;
+    if (attempt >= 200) throw new Error(`table ${tableName} is still ${Table?.TableStatus} after 200 checks`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }

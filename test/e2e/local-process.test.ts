@@ -36,6 +36,20 @@ describe('npm run local', () => {
     expect((failed as { stderr: string }).stderr).toContain('npm run local -- --help lists the options.');
   }, 30_000);
 
+  it('refuses, before starting anything, an --info-file it could not write: one line, exit 2, no temporary folder left', async () => {
+    const temp = await mkdtemp(join(dir, 'tmp-'));
+    const infoFile = join(dir, 'no-such-folder', 'x.json');
+    const started = Date.now();
+    const failed = await run('npm', ['run', '-s', 'local', '--', '--info-file', infoFile], { cwd: root, timeout: 30_000, env: { ...process.env, TMPDIR: temp } }).catch(
+      (err: { code: number; stdout: string; stderr: string }) => err,
+    );
+    expect(failed).toMatchObject({ code: 2, stdout: '' });
+    expect((failed as { stderr: string }).stderr).toBe(`--info-file ${JSON.stringify(infoFile)}: its folder ${join(dir, 'no-such-folder')} does not exist\nnpm run local -- --help lists the options.\n`);
+    // Refused up front, not found out after the half minute a start takes.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(readdirSync(temp).filter((name) => name.startsWith('scale-sfs-local-'))).toEqual([]);
+  }, 30_000);
+
   it('prints only the JSON line on stdout (npm run -s), writes it to --info-file, and on SIGTERM stops every server and removes its temporary folder', async () => {
     const infoFile = join(dir, 'info.json');
     const child = spawn('npm', ['run', '-s', 'local', '--', '--info-file', infoFile], {

@@ -79,6 +79,18 @@ describe('cdk synth with a bad configuration', () => {
   }, 60_000);
 });
 
+describe('cdk synth with a hostile -c pipeline value', () => {
+  // 10,000 levels (the context travels in an environment variable, which holds at most 128 KiB).
+  it('refuses 10,000 levels of nesting with one readable message, no stack trace', () => {
+    const deep = `{"routing":{"project":"p"},"x":${'{"a":'.repeat(10_000)}1${'}'.repeat(10_000)}}`;
+    const run = runApp({ ...cdkJson.context, pipeline: deep });
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/^invalid CDK context "pipeline": -c pipeline=… nests objects and arrays more than 64 levels deep \(at x\.a\.a\./);
+    expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+    noStackTrace(run.stderr);
+  }, 60_000);
+});
+
 describe('-c pipeline through the cdk CLI: merged onto cdk.json', () => {
   it('keeps what cdk.json sets inside an object the -c value also sets (routing.project here)', () => {
     // A route prefix without '/' is only wrong with frameScope "route": the -c value alone has no project.
@@ -120,7 +132,42 @@ describe('readPipelineConfig', () => {
   });
 });
 
+describe('readPipelineConfig with hostile values', () => {
+  const read = (given: unknown, cdkJsonPipeline?: unknown) => () => readPipelineConfig(new App({ context: { pipeline: given } }), cdkJsonPipeline);
+  const depth = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+
+  it('refuses nesting past 64 levels, valid JSON or not, without recursing into it', () => {
+    expect(read(`{"routing":{"project":"p","tags":${depth(20_000)}}}`)).toThrow(/nests objects and arrays more than 64 levels deep \(at routing\.tags\[0\]\[0\]/);
+    expect(read(`{"routing":{"project":"p","tags":${'['.repeat(20_000)}}}`)).toThrow(/is not valid JSON: expected at most 64 levels of nested objects and arrays at line 1, column 96 /);
+    expect(read({ routing: { project: 'p' } }, { routing: { project: 'p' }, x: JSON.parse(depth(100)) })).toThrow(/cdk\.json's "pipeline" nests objects and arrays more than 64 levels deep/);
+    // 64 levels are read as usual: the schema has its say (here, an unknown key).
+    expect(read(`{"routing":{"project":"p"},"x":${depth(63)}}`)).toThrow(/unknown key\(s\) x/);
+  });
+
+  it('refuses __proto__, constructor and prototype keys, naming them: they never reach the settings', () => {
+    expect(read('{"routing":{"project":"p","__proto__":{"batch":"sneaky"}}}')).toThrow(
+      new ConfigError(
+        `invalid CDK context "pipeline": -c pipeline=… has the key "routing.__proto__": __proto__, constructor and prototype are never settings (they would reach JavaScript's object prototype); remove them. Fix it in cdk.json ("context" → "pipeline") or pass -c pipeline='{…}' (merged onto cdk.json's).`,
+      ),
+    );
+    expect(read('{"routing":{"project":"p"},"constructor":{"prototype":{"polluted":1}}}')).toThrow(/has the keys "constructor", "constructor\.prototype": /);
+    expect(read({ routing: { project: 'p' } }, JSON.parse('{"__proto__":{"routing":{"project":"evil"}}}'))).toThrow(/cdk\.json's "pipeline" has the key "__proto__"/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('escapes control characters of unknown keys in its message', () => {
+    expect(read('{"routing":{"project":"p"},"bad\\u001b[2Jkey":1}')).toThrow('unknown key(s) bad\\u001b[2Jkey.');
+  });
+});
+
 describe('mergePatch', () => {
+  it('keeps a "__proto__" key a key: it never sets the prototype of the result', () => {
+    const merged = mergePatch({ a: 1 }, JSON.parse('{"__proto__":{"batch":"sneaky"}}')) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(merged)).toBe(Object.prototype);
+    expect(merged.batch).toBeUndefined();
+    expect(Object.keys(merged)).toEqual(['a', '__proto__']);
+  });
+
   // The examples of RFC 7396, Appendix A.
   it.each([
     [{ a: 'b' }, { a: 'c' }, { a: 'c' }],

@@ -70,7 +70,7 @@ async function queueWith(handle: Handle, options: Partial<QueueOptions> = {}) {
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { messageId: string; body: string; receiveCount: number });
-  return { queue, deliveries, deadLetters };
+  return { queue, deliveries, deadLetters, deadLetterFile };
 }
 
 describe('LocalQueue, default delivery', () => {
@@ -111,6 +111,18 @@ describe('LocalQueue, default delivery', () => {
     expect(redriven.map((d) => [d.body, d.receiveCount]).sort()).toEqual([['first', 1], ['second', 1]]);
     expect(queue.stats).toMatchObject({ sent: 4, deleted: 2, deadLettered: 2 });
     expect(await queue.redrive()).toEqual({ moved: 0 });
+  });
+
+  it('redrives the good lines of a dead-letter file with bad ones in it, keeping the bad ones there and naming their lines', async () => {
+    const { queue, deliveries, deadLetterFile: file } = await queueWith(() => true);
+    const bad = ['not json at all', '{"messageId":"m2","receiveCount":3}', '{"body":42}', 'null'];
+    await writeFile(file, [JSON.stringify({ messageId: 'm1', body: 'first', receiveCount: 3 }), bad[0], '', bad[1], bad[2], JSON.stringify({ body: 'second' }), bad[3], ''].join('\n'));
+    expect(await queue.redrive()).toEqual({ moved: 2, unreadableLines: [2, 4, 5, 7] });
+    await queue.idle();
+    expect(deliveries.map((d) => d.body).sort()).toEqual(['first', 'second']);
+    expect(await readFile(file, 'utf8')).toBe(`${bad.join('\n')}\n`);
+    // What is left is only the bad lines: a second redrive moves nothing and names them again.
+    expect(await queue.redrive()).toEqual({ moved: 0, unreadableLines: [1, 2, 3, 4] });
   });
 
   it('does not deliver a slow message again while its consumer still runs', async () => {

@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { boundText } from '../shared/validation.js';
 import { TASK_STATUSES, type TaskRecord } from './task-record.js';
 
 /**
@@ -61,16 +62,26 @@ export type ExportLine = z.infer<typeof ExportLineSchema>;
 export type ArchivedResponse = { response: unknown } | { error: string };
 
 /**
+ * Responses nested deeper than this are not written: JSON.stringify recurses per level and overflows the stack
+ * at a few thousand (the callback function archives such bodies by reference instead of failing on them), and no
+ * real labelling response comes anywhere near.
+ */
+export const MAX_RESPONSE_DEPTH = 1000;
+
+/**
  * The export line of a record. `readArchived` fetches the callback body a large response was archived in (the
- * record's `responseRef`) and answers its `response` field; it throws on failures worth retrying.
+ * record's `responseRef`) and answers its `response` field; it throws on failures worth retrying. A response that
+ * cannot be written (not JSON, nested too deeply) becomes the line's `responseError`: the line is written anyway.
  */
 export async function exportLineOf(record: TaskRecord, readArchived: (ref: { bucket: string; key: string }) => Promise<ArchivedResponse>): Promise<ExportLine> {
   let response: Pick<ExportLine, 'response' | 'responseSource' | 'responseError'> = {};
   if (record.responseJson !== undefined) {
-    response = { response: JSON.parse(record.responseJson) as unknown, responseSource: 'inline' };
+    response = { ...inlineResponse(record.responseJson), responseSource: 'inline' };
   } else if (record.responseRef) {
+    const { bucket, key } = record.responseRef;
     const archived = await readArchived(record.responseRef);
-    response = 'error' in archived ? { responseError: archived.error, responseSource: 'archive' } : { response: archived.response, responseSource: 'archive' };
+    const where = `the archived callback s3://${bucket}/${key}`;
+    response = 'error' in archived ? { responseError: archived.error, responseSource: 'archive' } : { ...bounded(archived.response, where), responseSource: 'archive' };
   }
   return {
     schemaVersion: 1,
@@ -98,4 +109,46 @@ export async function exportLineOf(record: TaskRecord, readArchived: (ref: { buc
         }
       : {}),
   };
+}
+
+/**
+ * The line as one line of JSON text. Should it still not serialize (a response too deep for this stack, whatever
+ * the bound), it is written without the response and with a `responseError` saying why, never not at all.
+ */
+export function exportLineText(line: ExportLine): { text: string; line: ExportLine } {
+  try {
+    return { text: JSON.stringify(line), line };
+  } catch (err) {
+    const { response: _dropped, ...rest } = line;
+    const written: ExportLine = { ...rest, responseError: boundText(`Scale's response cannot be written as JSON (${(err as Error).message})`) };
+    return { text: JSON.stringify(written), line: written };
+  }
+}
+
+function inlineResponse(responseJson: string): Pick<ExportLine, 'response' | 'responseError'> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(responseJson);
+  } catch {
+    return { responseError: "the record's inline response (responseJson) is not JSON" };
+  }
+  return bounded(parsed, 'the record (responseJson)');
+}
+
+/** The response, or a responseError when it nests deeper than MAX_RESPONSE_DEPTH. */
+function bounded(response: unknown, where: string): Pick<ExportLine, 'response' | 'responseError'> {
+  if (!nestsDeeperThan(response, MAX_RESPONSE_DEPTH)) return { response };
+  return { responseError: boundText(`Scale's response in ${where} nests objects and arrays more than ${MAX_RESPONSE_DEPTH} levels deep: too deep to write as a JSON line (read it from there)`) };
+}
+
+/** Whether objects and arrays nest more than `limit` levels deep, found without recursion (the value may be hostile). */
+export function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending: Array<[unknown, number]> = [[value, 0]];
+  while (pending.length > 0) {
+    const [next, depth] = pending.pop()!;
+    if (next === null || typeof next !== 'object') continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Array.isArray(next) ? next : Object.values(next)) if (child !== null && typeof child === 'object') pending.push([child, depth + 1]);
+  }
+  return false;
 }

@@ -1,53 +1,36 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
-import * as z from 'zod/mini';
-import { checkAgainst } from '../shared/validation.js';
-import { TASK_STATUSES, TaskRecordSchema, type TaskRecord, type TaskStatus } from './task-record.js';
+import { checkAgainst, summarizeProblems } from '../shared/validation.js';
+import { encodeCursor, normalise, positionIn, statusesOf, type ListOrder, type ListQuery, type Position } from './listing-cursor.js';
+import { TaskRecordSchema, type TaskRecord, type TaskStatus } from './task-record.js';
+
+export { decodeCursor, InvalidCursorError, type ListOrder, type ListQuery } from './listing-cursor.js';
 
 export interface Page {
   items: TaskRecord[];
   /** Pass back to get the next page; absent on the last one. */
   cursor?: string;
-}
-
-/** Which records a listing covers. Every field narrows it; none given: every record. */
-export interface ListQuery {
-  /** Default: every status (TASK_STATUSES), each read from the byStatus index, never by a Scan. */
-  statuses?: readonly TaskStatus[];
-  /** Only records updated at or after this ISO time. */
-  since?: string;
-  project?: string;
-  /** Only object keys starting with this. */
-  keyPrefix?: string;
-}
-
-/** newest: by updatedAt descending (list); oldest: ascending (export). Ties broken by uniqueId, the same way. */
-export type ListOrder = 'newest' | 'oldest';
-
-/** Where a listing stopped: the last record it gave, in its total order (updatedAt, then uniqueId). */
-type Position = { updatedAt: string; uniqueId: string };
-
-/** A cursor that is not one this reader wrote, or that continues a different listing. */
-export class InvalidCursorError extends Error {
-  override name = 'InvalidCursorError';
+  /** Items of this stretch of the listing that are not valid task records: left out of `items`, named here. */
+  invalid?: InvalidTaskItem[];
 }
 
 /**
- * A cursor carries the whole listing (order, query) and the position, so it resumes exactly that listing even
- * when the records around it change, and cannot be applied to another one by mistake.
+ * An item of the table that does not match TaskRecordSchema (edited by hand, written by something else): named by
+ * its keys and what does not match, so one bad item never hides the rest of a listing.
  */
-const CursorSchema = z.object({
-  v: z.literal(1),
-  order: z.enum(['newest', 'oldest']),
-  statuses: z.optional(z.array(z.enum(TASK_STATUSES))),
-  since: z.optional(z.string()),
-  project: z.optional(z.string()),
-  keyPrefix: z.optional(z.string()),
-  at: z.string(),
-  id: z.string(),
-});
+export interface InvalidTaskItem {
+  uniqueId: string;
+  updatedAt: string;
+  /** What does not match, bounded: "attempts: expected number; …". */
+  problems: string;
+}
 
-/** The query a cursor continues (statuses in TASK_STATUSES order, absent when all), and its order. */
-export const decodeCursor = (cursor: string): { order: ListOrder; query: ListQuery } => parseCursor(cursor);
+/** Reading an item that is not a valid task record, where the caller did not ask to be told of such items instead. */
+export class InvalidTaskRecordError extends Error {
+  override name = 'InvalidTaskRecordError';
+  constructor(readonly item: InvalidTaskItem) {
+    super(`task record ${item.uniqueId} does not match schema version 1: ${item.problems}`);
+  }
+}
 
 /** Typed, read-only access to the tasks table for downstream jobs (export, QA) and the CLI. */
 export class TaskReader {
@@ -115,9 +98,15 @@ export class TaskReader {
 
   /**
    * Every record of the query in `order`, one at a time (never all in memory), each with the cursor that resumes
-   * the listing right after it: what a long export saves to continue where it stopped.
+   * the listing right after it: what a long export saves to continue where it stopped. An item that is not a
+   * valid task record is given to `onInvalid` (with the cursor after it) and skipped; without `onInvalid` it ends
+   * the iteration with an InvalidTaskRecordError.
    */
-  async *iterate(order: ListOrder, query: ListQuery, options: { cursor?: string; batchSize?: number } = {}): AsyncGenerator<{ record: TaskRecord; cursor: string }> {
+  async *iterate(
+    order: ListOrder,
+    query: ListQuery,
+    options: { cursor?: string; batchSize?: number; onInvalid?: (item: InvalidTaskItem, cursor: string) => void } = {},
+  ): AsyncGenerator<{ record: TaskRecord; cursor: string }> {
     const normal = normalise(query);
     const after = options.cursor === undefined ? undefined : positionIn(options.cursor, order, normal);
     const streams = statusesOf(normal).map((status) => {
@@ -126,14 +115,17 @@ export class TaskReader {
     });
     for (;;) {
       let best: StatusStream | undefined;
-      let bestHead: TaskRecord | undefined;
+      let bestHead: Entry | undefined;
       for (const stream of streams) {
         const head = await stream.head();
         if (head && (!bestHead || before(order, head, bestHead))) [best, bestHead] = [stream, head];
       }
       if (!best || !bestHead) return;
       best.shift();
-      yield { record: bestHead, cursor: encodeCursor(order, normal, bestHead) };
+      const cursor = encodeCursor(order, normal, bestHead);
+      if (bestHead.record) yield { record: bestHead.record, cursor };
+      else if (options.onInvalid) options.onInvalid(bestHead.invalid!, cursor);
+      else throw new InvalidTaskRecordError(bestHead.invalid!);
     }
   }
 
@@ -160,14 +152,18 @@ export class TaskReader {
   private async page(order: ListOrder, query: ListQuery, options: { limit?: number; cursor?: string }): Promise<Page> {
     const limit = Math.max(1, options.limit ?? 50);
     const items: TaskRecord[] = [];
+    const invalid: InvalidTaskItem[] = [];
     let cursor: string | undefined;
+    // An invalid item is named once: the page's cursor moves past it.
+    const onInvalid = (item: InvalidTaskItem, after: string) => void (invalid.push(item), (cursor = after));
+    const named = () => (invalid.length > 0 ? { invalid } : {});
     // One record past the page tells whether there is a next one: the last page never needs a cursor.
-    for await (const next of this.iterate(order, query, { cursor: options.cursor, batchSize: Math.min(limit + 1, 500) })) {
-      if (items.length === limit) return { items, cursor };
+    for await (const next of this.iterate(order, query, { cursor: options.cursor, batchSize: Math.min(limit + 1, 500), onInvalid })) {
+      if (items.length === limit) return { items, cursor, ...named() };
       items.push(next.record);
       cursor = next.cursor;
     }
-    return { items };
+    return { items, ...named() };
   }
 
   private async queryStatus(status: TaskStatus, timeCondition: string, time: string, options: { limit?: number; cursor?: string }): Promise<Page> {
@@ -191,13 +187,16 @@ export class TaskReader {
 
 type ReadPage = (start: Record<string, unknown> | undefined) => Promise<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> }>;
 
+/** An item of a listing in its place (the index's keys are there even when the rest does not match): a record, or why not. */
+type Entry = Position & ({ record: TaskRecord; invalid?: undefined } | { record?: undefined; invalid: InvalidTaskItem });
+
 /**
  * One status's records in the listing's total order. The index orders by updatedAt only, so records sharing one
  * updatedAt may come in any order and across pages: a record is given only once every record with its
  * updatedAt has been read, and then in uniqueId order.
  */
 class StatusStream {
-  private buffer: TaskRecord[] = [];
+  private buffer: Entry[] = [];
   private start: Record<string, unknown> | undefined;
   private done = false;
 
@@ -207,7 +206,7 @@ class StatusStream {
     private readonly after: Position | undefined,
   ) {}
 
-  async head(): Promise<TaskRecord | undefined> {
+  async head(): Promise<Entry | undefined> {
     while (!this.done && (this.buffer.length === 0 || this.buffer[0]!.updatedAt === this.buffer.at(-1)!.updatedAt)) await this.fetch();
     return this.buffer[0];
   }
@@ -220,7 +219,7 @@ class StatusStream {
     const page = await this.read(this.start);
     const { after, order } = this;
     // The key condition includes the cursor's own updatedAt: drop the records of that time already given.
-    const fresh = (page.Items ?? []).map(toRecord).filter((r) => !after || r.updatedAt !== after.updatedAt || (order === 'newest' ? r.uniqueId < after.uniqueId : r.uniqueId > after.uniqueId));
+    const fresh = (page.Items ?? []).map(toEntry).filter((r) => !after || r.updatedAt !== after.updatedAt || (order === 'newest' ? r.uniqueId < after.uniqueId : r.uniqueId > after.uniqueId));
     this.buffer = [...this.buffer, ...fresh].sort((a, b) => (before(order, a, b) ? -1 : before(order, b, a) ? 1 : 0));
     this.start = page.LastEvaluatedKey;
     this.done = this.start === undefined;
@@ -266,53 +265,21 @@ function statusQuery(tableName: string, status: TaskStatus, order: ListOrder, qu
 const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Whether `a` comes before `b` in the listing: updatedAt, then uniqueId, both in the listing's direction. */
-function before(order: ListOrder, a: TaskRecord, b: TaskRecord): boolean {
+function before(order: ListOrder, a: Position, b: Position): boolean {
   const sign = compare(a.updatedAt, b.updatedAt) || compare(a.uniqueId, b.uniqueId);
   return order === 'newest' ? sign > 0 : sign < 0;
 }
 
-function normalise(query: ListQuery): ListQuery {
-  const statuses = query.statuses === undefined ? undefined : TASK_STATUSES.filter((status) => query.statuses!.includes(status));
-  return {
-    ...(statuses !== undefined && statuses.length < TASK_STATUSES.length ? { statuses } : {}),
-    ...(query.since !== undefined ? { since: query.since } : {}),
-    ...(query.project !== undefined ? { project: query.project } : {}),
-    ...(query.keyPrefix !== undefined ? { keyPrefix: query.keyPrefix } : {}),
-  };
-}
-
-const statusesOf = (query: ListQuery): readonly TaskStatus[] => query.statuses ?? TASK_STATUSES;
-
-function encodeCursor(order: ListOrder, query: ListQuery, last: TaskRecord): string {
-  return Buffer.from(JSON.stringify({ v: 1, order, ...query, at: last.updatedAt, id: last.uniqueId })).toString('base64url');
-}
-
-function parseCursor(cursor: string): { order: ListOrder; query: ListQuery; position: Position } {
-  const json = (() => {
-    try {
-      return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    } catch {
-      return undefined;
-    }
-  })();
-  const parsed = checkAgainst(CursorSchema, json);
-  if (!parsed.ok) throw new InvalidCursorError('this is not a cursor of a task listing (copy it whole from the "next cursor" line)');
-  const { order, at, id, statuses, since, project, keyPrefix } = parsed.value;
-  return { order, query: normalise({ statuses, since, project, keyPrefix }), position: { updatedAt: at, uniqueId: id } };
-}
-
-/** The cursor's position, when it continues this very listing. */
-function positionIn(cursor: string, order: ListOrder, query: ListQuery): Position {
-  const parsed = parseCursor(cursor);
-  if (parsed.order !== order) throw new InvalidCursorError(`this cursor continues a listing ${parsed.order} first, not ${order} first`);
-  if (JSON.stringify(parsed.query) !== JSON.stringify(query)) {
-    throw new InvalidCursorError(`this cursor continues another listing (${JSON.stringify(parsed.query)}), not ${JSON.stringify(query)}: give the same filters, or start without a cursor`);
-  }
-  return parsed.position;
-}
-
 function toRecord(item: Record<string, unknown>): TaskRecord {
+  const entry = toEntry(item);
+  if (entry.invalid) throw new InvalidTaskRecordError(entry.invalid);
+  return entry.record;
+}
+
+/** An item as a record, or, when it does not match the schema, as what is wrong with it (bounded). */
+function toEntry(item: Record<string, unknown>): Entry {
   const parsed = checkAgainst(TaskRecordSchema, item);
-  if (!parsed.ok) throw new Error(`task record ${String(item.uniqueId)} does not match schema version 1: ${parsed.problems.join('; ')}`);
-  return parsed.value;
+  if (parsed.ok) return { updatedAt: parsed.value.updatedAt, uniqueId: parsed.value.uniqueId, record: parsed.value };
+  const invalid = { uniqueId: String(item.uniqueId), updatedAt: String(item.updatedAt), problems: summarizeProblems(parsed.problems) };
+  return { updatedAt: invalid.updatedAt, uniqueId: invalid.uniqueId, invalid };
 }

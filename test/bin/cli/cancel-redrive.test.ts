@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -100,5 +100,22 @@ describe('sfs-pipeline redrive', () => {
 
     // Nothing left: said in words, exit 0.
     expect(await cli('redrive', '--local', info)).toMatchObject({ code: 0, stdout: expect.stringContaining('is empty: nothing to redrive') });
+  }, 60_000);
+
+  it('moves the good dead letters past a garbage line, leaves that line in the file and names it (exit 4)', async () => {
+    pipeline.scale.configure({ refuseApiKey: 401 });
+    const upload = await c.put('redrive/behind garbage.sfs', scene);
+    await inStatus(upload.uniqueId, 'failed');
+    await eventually(async () => ((await deadLetters()).length === 1 ? true : undefined), 20_000, 'the message to be dead-lettered');
+    pipeline.scale.configure({ refuseApiKey: null });
+    const [message] = await deadLetters();
+    await writeFile(pipeline.info.deadLetterFile, `garbage, not a dead letter\n${message}\n`);
+
+    const run = await cli('redrive', '--local', info);
+    expect(run).toMatchObject({ code: 4, stdout: 'moved 1 message back to the ingest queue\n' });
+    expect(run.stderr).toBe(`sfs-pipeline: line 1 of the dead-letter file ${pipeline.info.deadLetterFile} is not a message: it was left there (look, then fix or delete it)\n`);
+    await inStatus(upload.uniqueId, 'completed');
+    expect(await deadLetters()).toEqual(['garbage, not a dead letter']);
+    expect(jsonLines((await cli('redrive', '--local', info, '--json')).stdout)).toEqual([{ moved: 0, unreadableLines: [1], deadLetterFile: pipeline.info.deadLetterFile }]);
   }, 60_000);
 });

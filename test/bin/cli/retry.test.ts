@@ -116,6 +116,10 @@ describe('sfs-pipeline retry', () => {
     for (const u of uploads) expect(c.tasksFor(u.uniqueId)).toHaveLength(1);
     // Nothing left in that status: exit 3.
     expect(await retry('--status', 'create_failed', '--since', '10m')).toMatchObject({ code: 3, stderr: expect.stringContaining('no record in create_failed') });
+    // --since reads as list and export read it: weeks too.
+    const weekAgo = Date.now() - 7 * 86_400_000;
+    const since = /updated since (\S+) in the local pipeline/.exec((await retry('--status', 'create_failed', '--since', '1w')).stderr)?.[1];
+    expect(Math.abs(Date.parse(since!) - weekAgo)).toBeLessThan(60_000);
   }, 60_000);
 
   it('explains wrong command lines, and exits 3 when no upload matches', async () => {
@@ -123,7 +127,8 @@ describe('sfs-pipeline retry', () => {
     expect(await retry('--status', 'pending')).toMatchObject({ code: 2, stderr: expect.stringContaining('retry takes rejected, create_failed, error, failed') });
     expect(await retry('s3://other-bucket/a.sfs')).toMatchObject({ code: 2, stderr: expect.stringContaining('not the scenes bucket') });
     expect(await retry('s3://scenes/a.sfs', '--since', '1h')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since and --limit') });
-    expect(await retry('--status', 'failed', '--since', 'yesterday')).toMatchObject({ code: 2, stderr: expect.stringContaining('neither a duration') });
+    expect(await retry('--status', 'failed', '--since', 'yesterday')).toMatchObject({ code: 2, stderr: expect.stringContaining('--since: "yesterday" is neither an ISO time') });
+    expect(await retry('--status', 'failed', '--since', '2026-02-30')).toMatchObject({ code: 2, stderr: expect.stringContaining('is not a time that exists') });
     expect(await retry(`sfs-${'0'.repeat(40)}`)).toMatchObject({ code: 3, stderr: expect.stringContaining('no task record') });
   });
 });

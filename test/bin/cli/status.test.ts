@@ -140,4 +140,12 @@ describe('sfs-pipeline status', () => {
     expect(human.stdout).toContain('status/evil\\u001b[2Jname.sfs');
     expect(human.stdout).not.toContain('\u001b');
   }, 30_000);
+
+  it('escapes control characters of a selector it echoes when nothing matches', async () => {
+    const run = await status(`s3://${bucket}/status/no\u001b]0;PWNED\u0007\u009b2Jpe.sfs`);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain(`no task record for s3://${bucket}/status/no\\u001b]0;PWNED\\u0007\\u009b2Jpe.sfs in the local pipeline`);
+    // eslint-disable-next-line no-control-regex
+    expect(run.stderr).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+  });
 });

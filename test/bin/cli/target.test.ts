@@ -2,13 +2,16 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { GetQueueAttributesCommand, SQSClient, StartMessageMoveTaskCommand } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { CliError } from '../../../bin/cli/io.js';
 import { dlqUrlOf, REQUIRED_OUTPUTS, resolveTarget } from '../../../bin/cli/target.js';
 import { startScaleSimulator, type ScaleSimulator } from '../../../local/scale-simulator/server.js';
+import { cli } from '../../helpers/cli.js';
 import { synth } from '../../helpers/synth.js';
 
 // The parts of a stack target that cannot run offline, through the SDK's client mock: CloudFormation's outputs,
@@ -130,10 +133,42 @@ describe('choosing a target', () => {
   it('needs exactly one of --stack and --local (exit 2), and a readable info file', async () => {
     expect((await refusal(resolveTarget({})))?.exitCode).toBe(2);
     expect((await refusal(resolveTarget({ stack: 'S', local: 'f' })))?.exitCode).toBe(2);
-    const notFound = await refusal(resolveTarget({ local: join(dir, 'absent.json') }));
-    expect(notFound?.message).toMatch(/^cannot read the local pipeline's info file .*absent\.json: .*ENOENT.* Start it with: npm run local -- --info-file /);
+    const absent = join(dir, 'absent.json');
+    const notFound = await refusal(resolveTarget({ local: absent }));
+    // Nothing is there: writing the info file to that very path is the fix.
+    expect(notFound?.message).toBe(`cannot read the local pipeline's info file ${absent}: there is no such file (ENOENT). Start the pipeline with: npm run local -- --info-file ${absent}`);
     const other = join(dir, 'other.json');
     await writeFile(other, '{"region":"us-east-1"}');
     expect((await refusal(resolveTarget({ local: other })))?.message).toContain('is not a local pipeline info file (no s3Endpoint, dynamodbEndpoint, sqsEndpoint, controlUrl, tasksTable, bucket, frameManifestSuffix)');
+  });
+
+  it('never suggests overwriting a file that is something else, nor quotes it', async () => {
+    const cdkJson = join(dir, 'cdk.json');
+    await writeFile(cdkJson, '{"app":"npx tsx bin/app.ts","context":{"secret-ish":"do not echo me"}}');
+    const notes = join(dir, 'notes.txt');
+    await writeFile(notes, 'password=hunter2 and more text that is not JSON');
+    for (const file of [cdkJson, notes]) {
+      const message = (await refusal(resolveTarget({ local: file })))?.message ?? '';
+      expect(message).toMatch(/is not a local pipeline info file \((no s3Endpoint|it is not JSON)/);
+      expect(message).toContain('give --local the file that npm run local -- --info-file FILE wrote');
+      expect(message).not.toContain(`--info-file ${file}`);
+      expect(message).not.toMatch(/do not echo me|hunter2|npx tsx/);
+    }
+  });
+
+  it('says the local pipeline does not answer when its info file is left from a run that stopped', async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const gone = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    await new Promise((resolve) => server.close(resolve));
+    const stale = join(dir, 'stale.json');
+    const fields = { region: 'us-east-1', accessKeyId: 'x', secretAccessKey: 'x', bucket: 'scenes', resultsBucket: 'results', tasksTable: 'tasks', frameManifestSuffix: '.frames.json', clearUniqueIdOnError: true };
+    await writeFile(stale, JSON.stringify({ ...fields, s3Endpoint: gone, dynamodbEndpoint: gone, sqsEndpoint: gone, controlUrl: gone, ingestQueueUrl: `${gone}/q`, scaleApiUrl: `${gone}/v1`, scaleApiKey: 'test_x' }));
+    const uniqueId = `sfs-${'a'.repeat(40)}`;
+    for (const argv of [['status', uniqueId], ['list'], ['retry', '--status', 'failed'], ['cancel', uniqueId], ['export', '--since', '1h']]) {
+      const run = await cli(...argv, '--local', stale);
+      expect(run.code, argv[0]).toBe(1);
+      expect(run.stderr, argv[0]).toContain(`the local pipeline at ${gone} does not answer (connection refused): is npm run local still running? ${stale} may be left from a run that has stopped`);
+    }
   });
 });

@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { PutCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentClient, DynamoTaskStore } from '../../../../lambdas/core/tasks/dynamo-task-store.js';
-import { InvalidCursorError, TaskReader, type ListQuery } from '../../../../lambdas/core/tasks/task-reader.js';
+import { decodeCursor, InvalidCursorError, InvalidTaskRecordError, TaskReader, type ListQuery } from '../../../../lambdas/core/tasks/task-reader.js';
 import type { TaskStatus } from '../../../../lambdas/core/tasks/task-record.js';
 import { createTasksTable, startDynamo } from '../../../../local/emulators/dynamodb.js';
 
@@ -198,5 +198,44 @@ describe('TaskReader (the downstream contract) against DynamoDB', () => {
     const page2 = await reader.listNewest({}, { limit: 3, cursor: page1.cursor });
     expect(page2.items.map((r) => r.uniqueId)).toEqual(['u2', 'u1', 'u0']);
     expect(page2.cursor).toBeUndefined();
+  });
+
+  it('names an item that is not a valid task record and goes on past it, when asked; otherwise stops with its name', async () => {
+    const { name, reader } = await table();
+    for (let i = 0; i < 5; i++) await put(name, { id: `v${i}`, status: 'completed', at: `2026-09-01T00:00:0${i}.000Z` });
+    await doc.send(new PutCommand({ TableName: name, Item: { schemaVersion: 1, uniqueId: 'v2', status: 'completed', bucket: 'scenes', key: 'k', sceneFormat: 'sensor_fusion', createdAt: 'x', updatedAt: '2026-09-01T00:00:02.000Z', attempts: 'abc' } }));
+
+    const seen: string[] = [];
+    const named: Array<{ uniqueId: string; problems: string; resumesAfter: string[] }> = [];
+    for await (const { record, cursor } of reader.iterate('oldest', {}, { onInvalid: (item, after) => named.push({ ...item, resumesAfter: [after] }) })) seen.push(`${record.uniqueId}:${cursor.length > 0}`);
+    expect(seen).toEqual(['v0:true', 'v1:true', 'v3:true', 'v4:true']);
+    expect(named.map(({ uniqueId, problems }) => [uniqueId, problems])).toEqual([['v2', 'attempts: expected number']]);
+    // The cursor given with it resumes right after it.
+    const after: string[] = [];
+    for await (const { record } of reader.iterate('oldest', {}, { cursor: named[0]!.resumesAfter[0] })) after.push(record.uniqueId);
+    expect(after).toEqual(['v3', 'v4']);
+
+    // Pages: the invalid item is left out and named once, by the page whose look-ahead met it (the cursor moves past it).
+    const page1 = await reader.listNewest({}, { limit: 2 });
+    expect([page1.items.map((r) => r.uniqueId), page1.invalid?.map((i) => i.uniqueId)]).toEqual([['v4', 'v3'], ['v2']]);
+    const page2 = await reader.listNewest({}, { limit: 2, cursor: page1.cursor });
+    expect([page2.items.map((r) => r.uniqueId), page2.invalid]).toEqual([['v1', 'v0'], undefined]);
+    expect(page2.cursor).toBeUndefined();
+    const page1Of1 = await reader.listNewest({}, { limit: 1, cursor: (await reader.listNewest({}, { limit: 1 })).cursor });
+    expect([page1Of1.items.map((r) => r.uniqueId), page1Of1.invalid?.map((i) => i.uniqueId)]).toEqual([['v3'], ['v2']]);
+
+    const stops = async () => {
+      for await (const _ of reader.iterate('oldest', {})) void _;
+    };
+    await expect(stops()).rejects.toThrow(new InvalidTaskRecordError({ uniqueId: 'v2', updatedAt: '2026-09-01T00:00:02.000Z', problems: 'attempts: expected number' }));
+    await expect(stops()).rejects.toThrow('task record v2 does not match schema version 1: attempts: expected number');
+  });
+
+  it('refuses a cursor whose listing has no status at all', async () => {
+    const { reader } = await table();
+    const cursor = Buffer.from(JSON.stringify({ v: 1, order: 'newest', statuses: [], at: '2026-01-01T00:00:00.000Z', id: 'x' })).toString('base64url');
+    // What the CLI does with a cursor: decode it, then continue its listing.
+    expect(() => decodeCursor(cursor)).toThrow(InvalidCursorError);
+    await expect(reader.listNewest({ statuses: [] }, { cursor })).rejects.toThrow(InvalidCursorError);
   });
 });
