@@ -10,6 +10,7 @@ import { describeFailure } from '../core/shared/failures.js';
 import { logger } from '../core/shared/logger.js';
 import { changesInMessage, type BucketChange } from '../core/scenes/s3-event.js';
 import { ScaleClient } from '../core/scale/client.js';
+import { FlowControl } from '../core/scale/flow-control.js';
 import { S3SceneObjects } from '../core/scenes/scene-objects.js';
 import { readSecret } from '../core/shared/secrets.js';
 import { sceneSourceOf, submitScene } from '../core/scenes/submit-scene.js';
@@ -31,10 +32,15 @@ const processor = new BatchProcessor(EventType.SQS);
 const reserveMs = (remainingMs: number) => Math.min(5_000, remainingMs / 5);
 /** Every Scale call of this invocation ends by then (one invocation at a time per instance). */
 let deadline = Infinity;
+/**
+ * This instance's share of Scale's rate limit, found from its 429s and kept between invocations (a warm
+ * instance keeps its module state): every Scale call of the instance waits for its turn here.
+ */
+const flowControl = new FlowControl();
 
 async function scaleClient(): Promise<ScaleClient> {
   const apiKey = await readSecret(apiKeySecret, 'the Scale API key');
-  return new ScaleClient({ apiKey, baseUrl: scaleApiUrl, deadline, onRetry: (notice) => logger.warn('retrying Scale call', { ...notice }) });
+  return new ScaleClient({ apiKey, baseUrl: scaleApiUrl, deadline, flowControl, onRetry: (notice) => logger.warn('retrying Scale call', { ...notice }) });
 }
 
 async function applyChange(change: BucketChange, claimId: string): Promise<Record<string, unknown>> {

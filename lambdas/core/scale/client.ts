@@ -1,6 +1,7 @@
 import type { z } from 'zod/mini';
 import { checkAgainst } from '../shared/validation.js';
 import { ScaleApiError, ScaleRequestInvalidError } from './errors.js';
+import type { FlowControl } from './flow-control.js';
 import { backoffDelay, DEFAULT_RETRY_POLICY, isRetryableStatus, parseRetryAfter, type RetryPolicy } from './retry.js';
 import {
   checkCreateTaskRequest,
@@ -19,6 +20,8 @@ export interface RetryNotice {
   attempt: number;
   delayMs: number;
   reason: string;
+  /** With flow control: the requests per second it allows now (null: unlimited). */
+  rate?: number | null;
 }
 
 export interface ScaleClientOptions {
@@ -34,7 +37,15 @@ export interface ScaleClientOptions {
    * own deadline, so no call outlives the function that makes it.
    */
   deadline?: number;
+  /**
+   * The instance's flow control (flow-control.ts), shared by every client of the instance: each request waits
+   * for its turn and reports its answer, so the instance keeps to the rate Scale allows it.
+   */
+  flowControl?: FlowControl;
 }
+
+/** Least time worth starting a request with: less than this before the deadline, it is not sent. */
+const MIN_ATTEMPT_MS = 1_000;
 
 export interface CreatedTask {
   task: ScaleTask;
@@ -139,24 +150,35 @@ export class ScaleClient {
   private async call<T>(spec: CallSpec<T>): Promise<T> {
     const started = Date.now();
     const deadline = Math.min(started + this.policy.maxElapsedMs, this.options.deadline ?? Infinity);
-    if (deadline - started < 1_000) {
+    if (deadline - started < MIN_ATTEMPT_MS) {
       // Too little time left to be worth a request: fail now (a retryable failure) rather than be cut off mid-call.
       throw new ScaleApiError('not attempted: less than a second left before the deadline', { operation: spec.operation, retryable: true, attempts: 0 });
     }
+    const flow = this.options.flowControl;
+    // With flow control, 429s are counted apart from other failures (see RetryPolicy.maxRateLimitedAttempts).
+    let failures = 0;
+    let rateLimited = 0;
     for (let attempt = 1; ; attempt++) {
+      const turn = flow ? await flow.acquire(deadline - MIN_ATTEMPT_MS) : undefined;
+      if (turn && !turn.ok) throw new ScaleApiError(turn.reason, { operation: spec.operation, retryable: true, attempts: attempt - 1 });
       const outcome = await this.attempt(spec, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
+      const retryAfterMs = !outcome.ok && outcome.retryAfterMs !== undefined ? Math.min(outcome.retryAfterMs, this.policy.maxRetryAfterMs) : undefined;
+      const paced = flow !== undefined && !outcome.ok && outcome.status === 429;
+      if (turn?.ok) flow!.settle(turn.permit, { rateLimited: paced, retryAfterMs });
       if (outcome.ok) return outcome.value;
       const fail = (summary: string) =>
         new ScaleApiError(summary, { operation: spec.operation, status: outcome.status, scaleMessage: outcome.scaleMessage, retryable: outcome.retryable, attempts: attempt });
       if (!outcome.retryable) throw fail(outcome.summary);
-      if (attempt >= this.policy.maxAttempts) throw fail(`${outcome.summary}; gave up after the maximum of ${this.policy.maxAttempts} attempts`);
-      const delayMs = outcome.retryAfterMs !== undefined ? Math.min(outcome.retryAfterMs, this.policy.maxRetryAfterMs) : backoffDelay(attempt, this.policy, this.options.random);
+      const [counted, limit] = paced ? [++rateLimited, this.policy.maxRateLimitedAttempts] : [++failures, this.policy.maxAttempts];
+      if (counted >= limit) throw fail(`${outcome.summary}; gave up after the maximum of ${limit} ${paced ? 'rate-limited ' : ''}attempts`);
+      const delayMs = retryAfterMs ?? backoffDelay(counted, this.policy, this.options.random);
       // Leave room for one more attempt of at least a second; otherwise stop inside the budget.
-      if (Date.now() + delayMs + 1_000 > deadline) {
+      if (Date.now() + delayMs + MIN_ATTEMPT_MS > deadline) {
         throw fail(`${outcome.summary}; gave up: the next try would pass the deadline (${deadline - started} ms budget)`);
       }
-      this.options.onRetry?.({ operation: spec.operation, attempt, delayMs, reason: outcome.summary });
-      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      this.options.onRetry?.({ operation: spec.operation, attempt, delayMs, reason: outcome.summary, ...(flow ? { rate: flow.state().rate } : {}) });
+      // Retry-After is the flow control's to keep (it holds back every request of the instance, this one too).
+      if (!(paced && retryAfterMs !== undefined)) await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
 
@@ -194,8 +216,9 @@ export class ScaleClient {
       };
     }
 
-    // Redacted before it is cut short, so no part of a key survives the cut.
-    const scaleMessage = readScaleError(this.redact(text));
+    // Redacted before it is cut short, so no part of a key survives the cut; and again once decoded, as a JSON
+    // string may carry the key escaped (test\u005f…).
+    const scaleMessage = readScaleError(this.redact(text), (message) => this.redact(message));
     const status = response.status;
     // 429 and 408 mean the request was not processed; 5xx may have been, so they need safeToRepeat.
     const retryable = isRetryableStatus(status) && (status === 429 || status === 408 || spec.safeToRepeat);
@@ -227,11 +250,11 @@ function parseJson(text: string): unknown {
   }
 }
 
-function readScaleError(text: string): string | undefined {
+function readScaleError(text: string, redact: (message: string) => string): string | undefined {
   const body = ScaleErrorBodySchema.safeParse(parseJson(text));
   const message = body.success ? (body.data.error ?? body.data.message) : undefined;
   // Bounded either way: the text goes into log lines and records.
-  return (message ?? text.trim()).slice(0, 300) || undefined;
+  return redact(message ?? text.trim()).slice(0, 300) || undefined;
 }
 
 function stripQuery(path: string): string {

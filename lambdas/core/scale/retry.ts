@@ -1,6 +1,11 @@
 export interface RetryPolicy {
-  /** Attempts in all, the first one included. */
+  /** Attempts in all, the first one included (with flow control: attempts not answered 429). */
   maxAttempts: number;
+  /**
+   * With flow control, attempts answered 429 count here instead: the flow control paces their retries and a
+   * 429 means the request was not processed, so more of them fit the call's time budget without harm.
+   */
+  maxRateLimitedAttempts: number;
   /** Wall-clock budget for one call, retries and waits included. */
   maxElapsedMs: number;
   /** Timeout of one HTTP attempt (clipped to what is left of the budget). */
@@ -14,6 +19,7 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   maxAttempts: 4,
+  maxRateLimitedAttempts: 10,
   maxElapsedMs: 30_000,
   attemptTimeoutMs: 10_000,
   baseDelayMs: 300,

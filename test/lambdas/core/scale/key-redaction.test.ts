@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ScaleClient, type RetryNotice } from '../../../../lambdas/core/scale/client.js';
@@ -119,5 +121,29 @@ describe('the API key stays out of errors when the server echoes it', () => {
     expect(notices.length).toBeGreaterThan(0);
     for (const notice of notices) expect(notice.reason).toContain(ECHO);
     expect(leaks(error, notices), KEY_MUST_NOT_LEAK).toEqual([]);
+  });
+});
+
+describe('a key escaped inside a JSON error body', () => {
+  it('is redacted once the body is decoded too (test\\u005f… is the key in JSON)', async () => {
+    const escaped = API_KEY.replace('_', '\\u005f');
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/json' }).end(`{"error":"denied for ${escaped}"}`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const client = new ScaleClient({ apiKey: API_KEY, baseUrl: `http://127.0.0.1:${port}/v1`, retry: { ...fastRetry, maxAttempts: 1 } });
+      const error = (await client.getTask('t-1').then(
+        () => expect.fail('a 403 must fail'),
+        (err: unknown) => err,
+      )) as Error & { scaleMessage?: string };
+      // The decoded message arrived (the escape was undone), and the key in it is gone.
+      expect(error.scaleMessage).toBe('denied for [redacted]');
+      expect(leaks(error, [])).toEqual([]);
+    } finally {
+      server.close();
+    }
   });
 });

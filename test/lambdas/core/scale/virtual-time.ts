@@ -1,0 +1,110 @@
+import { FlowControl, type FlowClock, type FlowControlOptions } from '../../../../lambdas/core/scale/flow-control.js';
+
+/**
+ * Virtual time for flow-control tests: `sleep` parks the caller until `run` advances the clock to its wake-up
+ * time, so minutes of pacing take milliseconds and no test sleeps.
+ */
+export class VirtualClock implements FlowClock {
+  private time = 0;
+  private timers: Array<{ at: number; seq: number; wake: () => void }> = [];
+  private seq = 0;
+  /** Every sleep asked for, in ms (a test can show that nothing waited). */
+  readonly sleeps: number[] = [];
+
+  now(): number {
+    return this.time;
+  }
+
+  sleep(ms: number): Promise<void> {
+    this.sleeps.push(ms);
+    return new Promise((wake) => this.timers.push({ at: this.time + Math.max(0, ms), seq: this.seq++, wake }));
+  }
+
+  /** Runs timers in time order until `until` (ms) or until nothing is left, letting promise chains settle between. */
+  async run(until = Infinity): Promise<void> {
+    for (;;) {
+      await settle();
+      this.timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
+      const next = this.timers[0];
+      if (!next || next.at > until) break;
+      this.timers.shift();
+      this.time = Math.max(this.time, next.at);
+      next.wake();
+    }
+    if (Number.isFinite(until)) this.time = Math.max(this.time, until);
+  }
+}
+
+/** Lets every pending promise callback run (they never wait on real I/O here). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * A stand-in for Scale's limiter as the simulator has it: at most `rate` accepted requests in any one-second
+ * window (refused ones do not count), 429 with Retry-After otherwise. The rate can change while running.
+ */
+export class SlidingWindowLimit {
+  private readonly accepted: number[] = [];
+  readonly answers: Array<{ at: number; instance: number; ok: boolean }> = [];
+
+  constructor(
+    public rate: number,
+    readonly retryAfterMs = 1_000,
+  ) {}
+
+  admit(at: number, instance: number): boolean {
+    while (this.accepted.length > 0 && this.accepted[0]! <= at - 1_000) this.accepted.shift();
+    const ok = this.accepted.length < this.rate;
+    if (ok) this.accepted.push(at);
+    this.answers.push({ at, instance, ok });
+    return ok;
+  }
+
+  /** Answers of [from, to) virtual ms. */
+  between(from: number, to: number) {
+    const window = this.answers.filter((a) => a.at >= from && a.at < to);
+    return { accepted: window.filter((a) => a.ok).length, refused: window.filter((a) => !a.ok).length };
+  }
+}
+
+export interface Fleet {
+  clock: VirtualClock;
+  limit: SlidingWindowLimit;
+  flows: FlowControl[];
+  /** Runs until `untilMs` of virtual time (again and again, each run going on from the last). */
+  run(untilMs: number): Promise<void>;
+}
+
+/**
+ * Instances that always have work (`concurrency` requests in flight each, as a batch processed in parallel),
+ * each with its own flow control, sending through `limit` with a fixed round trip.
+ */
+export function fleet(options: { instances: number; concurrency: number; limit: SlidingWindowLimit; roundTripMs?: number; flow?: FlowControlOptions }): Fleet {
+  const clock = new VirtualClock();
+  const roundTripMs = options.roundTripMs ?? 20;
+  const flows = Array.from({ length: options.instances }, () => new FlowControl({ ...options.flow, clock }));
+  // Workers never stop: time simply stops advancing at the end of a run, and a later run goes on from there.
+  const worker = async (flow: FlowControl, instance: number) => {
+    for (;;) {
+      const turn = await flow.acquire(Infinity);
+      if (!turn.ok) throw new Error(`no turn without a deadline: ${turn.reason}`);
+      await clock.sleep(roundTripMs / 2);
+      const ok = options.limit.admit(clock.now(), instance);
+      await clock.sleep(roundTripMs / 2);
+      flow.settle(turn.permit, { rateLimited: !ok, retryAfterMs: ok ? undefined : options.limit.retryAfterMs });
+    }
+  };
+  let started = false;
+  return {
+    clock,
+    limit: options.limit,
+    flows,
+    async run(untilMs: number) {
+      if (!started) {
+        started = true;
+        // Instances start a little apart, as their first batches arrive.
+        flows.forEach((flow, i) => Array.from({ length: options.concurrency }, () => void clock.sleep(i * 37).then(() => worker(flow, i))));
+      }
+      await clock.run(untilMs);
+    },
+  };
+}
