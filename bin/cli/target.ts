@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { ScaleClient } from '../../lambdas/core/scale/client.js';
 import { documentClient, DynamoTaskStore } from '../../lambdas/core/tasks/dynamo-task-store.js';
 import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
+import type { LocalInfo } from '../../local/pipeline.js';
 import { CliError, EXIT, printable, shellCommand } from './io.js';
 
 /** Options every command that talks to a pipeline takes. */
@@ -138,24 +139,26 @@ function refused(err: unknown): boolean {
   return false;
 }
 
-interface LocalInfoFile {
-  region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  s3Endpoint: string;
-  bucket: string;
-  resultsBucket: string;
-  dynamodbEndpoint: string;
-  tasksTable: string;
-  scaleApiUrl: string;
-  scaleApiKey: string;
-  controlUrl: string;
-  sqsEndpoint: string;
-  ingestQueueUrl: string;
-  deadLetterFile: string;
-  frameManifestSuffix: string;
-  clearUniqueIdOnError: boolean;
-}
+/** What the CLI reads of the info file `npm run local -- --info-file` writes. */
+type LocalInfoFile = Pick<
+  LocalInfo,
+  | 'region'
+  | 'accessKeyId'
+  | 'secretAccessKey'
+  | 's3Endpoint'
+  | 'bucket'
+  | 'resultsBucket'
+  | 'dynamodbEndpoint'
+  | 'tasksTable'
+  | 'scaleApiUrl'
+  | 'scaleApiKey'
+  | 'controlUrl'
+  | 'sqsEndpoint'
+  | 'ingestQueueUrl'
+  | 'deadLetterFile'
+  | 'frameManifestSuffix'
+  | 'clearUniqueIdOnError'
+>;
 
 async function localTarget(infoFile: string): Promise<PipelineTarget> {
   const info = await readInfoFile(infoFile);
@@ -251,14 +254,7 @@ export function dlqUrlOf(arn: string): string {
   return `https://sqs.${region}.${domain}/${account}/${name}`;
 }
 
-function assemble(parts: {
-  label: string;
-  region: string;
-  scenesBucket: string;
-  resultsBucket: string;
-  tasksTable: string;
-  ingestQueueUrl: string;
-  routing: PipelineTarget['routing'];
+function assemble(parts: Pick<PipelineTarget, 'label' | 'region' | 'scenesBucket' | 'resultsBucket' | 'tasksTable' | 'ingestQueueUrl' | 'routing'> & {
   s3: S3Client;
   sqs: SQSClient;
   dynamo: DynamoDBClient;

@@ -119,25 +119,7 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async findByKey(bucket: string, key: string, limit = 100): Promise<TaskRecord[]> {
-    const records: TaskRecord[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: 'byKey',
-          KeyConditionExpression: '#key = :key',
-          ExpressionAttributeNames: { '#key': 'key' },
-          ExpressionAttributeValues: { ':key': key },
-          ScanIndexForward: false,
-          Limit: limit,
-          ExclusiveStartKey: start,
-        }),
-      );
-      records.push(...((page.Items ?? []) as TaskRecord[]).filter((r) => r.bucket === bucket));
-      start = page.LastEvaluatedKey;
-    } while (start && records.length < limit);
-    return records.slice(0, limit);
+    return (await queryByKey(this.doc, this.tableName, bucket, key, limit)) as TaskRecord[];
   }
 
   async recordCanceled(uniqueId: string, cancel: { taskId: string; scaleUpdatedAt: string; order: string; reason: string }, now: string): Promise<'applied' | 'stale'> {
@@ -295,4 +277,30 @@ export class DynamoTaskStore implements TaskStore {
       if (!isConditionFailure(err)) throw err;
     }
   }
+}
+
+/**
+ * The items of every upload of s3://bucket/key, newest first by the index (createdAt), at most `limit`: the byKey
+ * index holds the key alone, so the same key in another bucket (another object) is left out here.
+ */
+export async function queryByKey(doc: DynamoDBDocumentClient, tableName: string, bucket: string, key: string, limit = Infinity): Promise<Array<Record<string, unknown>>> {
+  const items: Array<Record<string, unknown>> = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await doc.send(
+      new QueryCommand({
+        TableName: tableName,
+        IndexName: 'byKey',
+        KeyConditionExpression: '#key = :key',
+        ExpressionAttributeNames: { '#key': 'key' },
+        ExpressionAttributeValues: { ':key': key },
+        ScanIndexForward: false,
+        ...(Number.isFinite(limit) ? { Limit: limit } : {}),
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(page.Items ?? []).filter((item) => item.bucket === bucket));
+    start = page.LastEvaluatedKey;
+  } while (start && items.length < limit);
+  return items.slice(0, limit);
 }

@@ -1,6 +1,7 @@
 import { GetCommand, QueryCommand, type DynamoDBDocumentClient, type QueryCommandInput } from '@aws-sdk/lib-dynamodb';
 import { checkAgainst, summarizeProblems } from '../shared/validation.js';
 import { encodeCursor, normalise, positionIn, statusesOf, type ListOrder, type ListQuery, type Position } from './listing-cursor.js';
+import { queryByKey } from './dynamo-task-store.js';
 import { TaskRecordSchema, type TaskRecord, type TaskStatus } from './task-record.js';
 
 export { decodeCursor, InvalidCursorError, type ListOrder, type ListQuery } from './listing-cursor.js';
@@ -54,25 +55,7 @@ export class TaskReader {
 
   /** Every upload (version) of s3://bucket/key, newest first, from the byKey index: "what happened to my upload". */
   async findByKey(bucket: string, key: string): Promise<TaskRecord[]> {
-    const records: TaskRecord[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: 'byKey',
-          KeyConditionExpression: '#key = :key',
-          ExpressionAttributeNames: { '#key': 'key' },
-          ExpressionAttributeValues: { ':key': key },
-          ScanIndexForward: false,
-          ExclusiveStartKey: start,
-        }),
-      );
-      // The index is by key alone: the same key in another bucket is another object.
-      records.push(...(page.Items ?? []).map(toRecord).filter((record) => record.bucket === bucket));
-      start = page.LastEvaluatedKey;
-    } while (start);
-    // Uploads created in the same millisecond: a stable order, not the index's.
+    const records = (await queryByKey(this.doc, this.tableName, bucket, key)).map(toRecord);
     return records.sort((a, b) => compare(b.createdAt, a.createdAt) || compare(b.uniqueId, a.uniqueId));
   }
 
