@@ -19,7 +19,7 @@ export type FunctionName = keyof typeof FUNCTION_ENTRIES;
  * create-task: Scale calls get a 30 s retry budget; S3, DynamoDB and the secrets need a little on top.
  * callback: reads a stored callback (up to 10 MB), copies its result files (60 s each), updates the record, off
  *   Scale's request; 1 GB holds one result file of up to maxResultFileBytes (≤ 384 MiB) twice while it is hashed
- *   and stored (records are processed one at a time).
+ *   and stored (result files are copied one at a time per instance).
  * callback-auth: checks a header and a signature while Scale waits (its timeout is not documented).
  * task-events: turns a batch of stream records into events; pure computation.
  * reconcile: pages through Scale's tasks of the look-back and the stuck uploads; bounded by its own deadline.

@@ -10,10 +10,19 @@ import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { PipelineConfig } from '../lambdas/core/shared/config.js';
 import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
+import { PipelineFunction } from './pipeline-function.js';
 
 /** Where result files are copied: `results/<uniqueId>/…` in the results bucket. */
 const RESULT_FILES_PREFIX = 'results/';
-import { PipelineFunction } from './pipeline-function.js';
+/** Stored callbacks per invocation (the event source's batch size); the function applies a batch's records concurrently. */
+export const CALLBACK_BATCH_SIZE = 10;
+/**
+ * Concurrent callback invocations (the event source's maximum concurrency). Bounded, so that a burst of callbacks
+ * (a large batch completing at once) queues up instead of taking the account's concurrency from create-task and
+ * the authorizer while Scale waits on it; Scale already has its 200 once a body is stored, so waiting costs nothing
+ * but latency. The local pipeline runs the same number of instances.
+ */
+export const CALLBACK_MAX_CONCURRENCY = 10;
 
 export interface CallbackProcessingProps {
   config: PipelineConfig;
@@ -63,6 +72,8 @@ export class CallbackProcessing extends Construct {
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: config.maxReceiveCount },
     });
     props.results.addEventNotification(EventType.OBJECT_CREATED, new SqsDestination(this.queue), { prefix: CALLBACK_ARCHIVE_PREFIX });
-    this.function.addEventSource(new SqsEventSource(this.queue, { batchSize: 10, maxBatchingWindow: Duration.seconds(1), reportBatchItemFailures: true }));
+    this.function.addEventSource(
+      new SqsEventSource(this.queue, { batchSize: CALLBACK_BATCH_SIZE, maxBatchingWindow: Duration.seconds(1), maxConcurrency: CALLBACK_MAX_CONCURRENCY, reportBatchItemFailures: true }),
+    );
   }
 }

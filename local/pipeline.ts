@@ -9,6 +9,7 @@ import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth
 import { projectsOf } from '../lambdas/core/scenes/routing.js';
 import { parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/shared/config.js';
 import { PROJECT_ROOT, type FunctionName } from '../lib/bundling.js';
+import { CALLBACK_BATCH_SIZE, CALLBACK_MAX_CONCURRENCY } from '../lib/callback-processing.js';
 import { CONTEXT_KEY, mergePatch, readCdkJsonPipeline } from '../lib/config.js';
 import { sceneSuffixes } from '../lib/scenes-ingest.js';
 import { startApiFront } from './api-front.js';
@@ -34,8 +35,8 @@ const SCENES_BUCKET = 'scenes';
 const RESULTS_BUCKET = 'results';
 const TASKS_TABLE = 'tasks';
 const INGEST_QUEUE = 'ingest';
-/** Concurrent callback invocations (the callback queue's event source). */
-const CALLBACK_CONCURRENCY = 4;
+/** Concurrent callback invocations, and records per invocation (below): the stack's event source's. */
+const CALLBACK_CONCURRENCY = CALLBACK_MAX_CONCURRENCY;
 const SECRET_IDS = { apiKey: 'local/scale-api-key', callbackAuth: 'local/scale-callback-auth', signing: 'local/callback-signing' };
 
 export interface LocalPipelineOptions extends LocalReconcileOptions {
@@ -232,10 +233,10 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     const reconcilePool = pool('reconcile', 1);
 
     // Two queues as the stack has them, each with its dead-letter queue after maxReceiveCount receives.
-    const queueFor = async (name: string, deadLetterFile: string, maxConcurrency: number, consumer: FunctionPool, delivery?: Partial<DeliveryFaults>) => {
+    const queueFor = async (name: string, deadLetterFile: string, maxConcurrency: number, consumer: FunctionPool, delivery?: Partial<DeliveryFaults>, batchSize = 10) => {
       await writeFile(deadLetterFile, '');
       const created = new LocalQueue({
-        batchSize: 10,
+        batchSize,
         maxConcurrency,
         visibilityTimeoutMs: options.visibilityTimeoutMs ?? 2_000,
         maxReceiveCount: config.maxReceiveCount,
@@ -251,7 +252,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     const callbackDeadLetterFile = join(workDir, 'callback-dead-letters.jsonl');
     const queue = await queueFor('create-task', deadLetterFile, config.maxConcurrency, createTaskPool, options.delivery);
     ingest.queue = queue;
-    const callbackQueue = await queueFor('callback', callbackDeadLetterFile, CALLBACK_CONCURRENCY, callbackPool, options.callbackDelivery);
+    const callbackQueue = await queueFor('callback', callbackDeadLetterFile, CALLBACK_CONCURRENCY, callbackPool, options.callbackDelivery, CALLBACK_BATCH_SIZE);
 
     // S3 → notification (suffix filter, created and removed, as the stack configures) → queue.
     const notified: S3ObjectEvent[] = [];

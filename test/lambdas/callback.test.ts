@@ -124,6 +124,26 @@ describe('callback function: applying stored callbacks', () => {
     expect(await env.reader.get(arrival)).toMatchObject({ status: 'error', responseJson: JSON.stringify({ v: 'two' }) });
   });
 
+  it('applies a whole batch for several tasks, failing only the record that is not a notification', async () => {
+    const [one, two] = [newRef(), newRef()];
+    const messages = [];
+    for (const text of [
+      body(one, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 1 } }),
+      body(two, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 2 } }),
+      body(one, 'pending', '2026-11-03T10:00:00.000Z'),
+      body(two, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 2 } }),
+    ]) {
+      await new Promise((resolve) => setTimeout(resolve, 3));
+      messages.push((await stored(JSON.parse(text).task.unique_id as string, text)).message);
+    }
+    const broken = sqsRecord('not a notification');
+    const result = await handler(sqsEvent([messages[0]!, messages[1]!, broken, messages[2]!, messages[3]!]), context);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: broken.messageId }]);
+    expect(await env.reader.get(one)).toMatchObject({ status: 'pending', scaleUpdatedAt: '2026-11-03T10:00:00.000Z', callbackCount: 2 });
+    // The second of two identical bodies changed nothing but the count.
+    expect(await env.reader.get(two)).toMatchObject({ status: 'completed', responseJson: JSON.stringify({ n: 2 }), callbackCount: 2 });
+  });
+
   it('follows a recall from completed back to pending', async () => {
     const ref = newRef();
     await apply(ref, body(ref, 'completed', '2026-11-02T10:00:00.000Z', { response: { n: 1 } }));

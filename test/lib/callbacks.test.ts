@@ -77,6 +77,11 @@ describe('callback API', () => {
       FunctionName: { Ref: callbackId },
       EventSourceArn: { 'Fn::GetAtt': [storedId, 'Arn'] },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      // Ten stored callbacks per invocation, at most ten invocations at once: a burst queues instead of taking
+      // the account's concurrency (the local pipeline runs the same).
+      BatchSize: 10,
+      MaximumBatchingWindowInSeconds: 1,
+      ScalingConfig: { MaximumConcurrency: 10 },
     });
   });
 
