@@ -4,28 +4,25 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Writable } from 'node:stream';
 import { CALLBACK_ARCHIVE_PREFIX } from '../lambdas/core/callbacks/callback-auth.js';
 import { projectsOf } from '../lambdas/core/scenes/routing.js';
-import { parseConfig, PipelineConfigSchema, type PipelineConfig } from '../lambdas/core/shared/config.js';
-import { PROJECT_ROOT, type FunctionName } from '../lib/bundling.js';
+import type { FunctionName } from '../lib/bundling.js';
 import { CALLBACK_BATCH_SIZE, CALLBACK_MAX_CONCURRENCY } from '../lib/callback-processing.js';
-import { CONTEXT_KEY, mergePatch, readCdkJsonPipeline } from '../lib/config.js';
 import { sceneSuffixes } from '../lib/scenes-ingest.js';
 import { startApiFront } from './api-front.js';
 import { buildBundles } from './build-bundles.js';
 import { startDynamoFront } from './dynamodb-front.js';
 import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
-import { startLocalS3, type VersioningMode } from './emulators/s3.js';
+import { startLocalS3 } from './emulators/s3.js';
 import { startSecretsManager } from './emulators/secrets-manager.js';
 import { startLocalSqs } from './emulators/sqs.js';
 import { s3NotificationBody, s3ObjectEvent, type S3ObjectEvent } from './events.js';
 import { FunctionPool } from './function-pool.js';
 import type { Credentials } from './presign-check.js';
 import { LocalQueue, type DeliveryFaults } from './queue.js';
-import { reconcileEnvironment, startReconciler, type LocalReconcileOptions } from './reconciler.js';
-import type { SimulatorConfigPatch } from './scale-simulator/config.js';
+import { reconcileEnvironment, startReconciler } from './reconciler.js';
 import { startScaleSimulator } from './scale-simulator/server.js';
+import { readCdkJsonConfig, type LocalInfo, type LocalPipelineOptions } from './pipeline-settings.js';
 import { startTaskEvents } from './task-events.js';
 
 /** The local S3's only account: every local client signs with it, and S3 checks every signature against it. */
@@ -39,79 +36,7 @@ const INGEST_QUEUE = 'ingest';
 const CALLBACK_CONCURRENCY = CALLBACK_MAX_CONCURRENCY;
 const SECRET_IDS = { apiKey: 'local/scale-api-key', callbackAuth: 'local/scale-callback-auth', signing: 'local/callback-signing' };
 
-export interface LocalPipelineOptions extends LocalReconcileOptions {
-  /** Where bundles, emulator data and the dead-letter file go (a fresh temporary folder by default). */
-  workDir?: string;
-  /** Where the functions' logs go (default stderr). */
-  logs?: Writable;
-  /** Overrides of the stack configuration read from cdk.json. */
-  config?: Partial<PipelineConfig>;
-  visibilityTimeoutMs?: number;
-  simulator?: SimulatorConfigPatch;
-  /**
-   * Credentials the functions sign with. Different ones are accepted on the functions' own S3 calls, but URLs
-   * presigned with them are refused, as S3 refuses a URL whose role credentials expired before it was used.
-   */
-  functionCredentials?: Credentials;
-  /** The buckets' versioning (default 'enabled', as the stack's). */
-  s3Versioning?: VersioningMode;
-  /** Already built bundles, to skip building. */
-  bundles?: Record<FunctionName, { path: string }>;
-  /** SQS's at-least-once behaviours for the ingest queue (duplicates, in-flight redelivery); off by default. */
-  delivery?: Partial<DeliveryFaults>;
-  /** The same for the callback queue. */
-  callbackDelivery?: Partial<DeliveryFaults>;
-  /** Function timeouts in seconds instead of the stack's (FUNCTION_TIMEOUT_SECONDS). */
-  functionTimeoutSeconds?: Partial<Record<FunctionName, number>>;
-  /** Where the bus also POSTs each task event (the events file is written either way). */
-  eventsUrl?: string;
-}
-
-export interface LocalInfo {
-  region: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  s3Endpoint: string;
-  bucket: string;
-  resultsBucket: string;
-  dynamodbEndpoint: string;
-  tasksTable: string;
-  secretsManagerEndpoint: string;
-  callbackUrl: string;
-  scaleApiUrl: string;
-  scaleApiKey: string;
-  deadLetterFile: string;
-  /** Dead letters of the callback queue (stored callbacks that could not be applied). */
-  callbackDeadLetterFile: string;
-  /** Every task event put on the bus, one EventBridge event (JSON) a line. */
-  eventsFile: string;
-  /**
-   * The local pipeline's own controls: `POST ${controlUrl}/reconcile` runs the reconciler, answering its report;
-   * `POST ${controlUrl}/redrive` moves the ingest dead letters back into the queue, answering `{moved}`.
-   */
-  controlUrl: string;
-  /** SQS's API (SendMessage) and the ingest queue's URL there: what the reconciler and a retry send to. */
-  sqsEndpoint: string;
-  ingestQueueUrl: string;
-  /** Secrets Manager ids of the secrets, as the stack's outputs name them. */
-  scaleApiKeySecretId: string;
-  /** The routing settings operators' commands depend on, as the stack's outputs give them. */
-  frameManifestSuffix: string;
-  clearUniqueIdOnError: boolean;
-}
-
-/** The Scale project of the local pipeline when cdk.json names none (a deployed stack must name its own). */
-export const LOCAL_PROJECT = 'local-project';
-
-/**
- * The stack's configuration as cdk.json gives it: the local pipeline runs with the same settings. Without a
- * project there (none ships with the code), tasks go to LOCAL_PROJECT, which the Scale simulator then has.
- */
-export function readCdkJsonConfig(): PipelineConfig {
-  const pipeline = readCdkJsonPipeline(join(PROJECT_ROOT, 'cdk.json'));
-  const withProject = mergePatch({ routing: { project: LOCAL_PROJECT } }, pipeline ?? {});
-  return parseConfig(PipelineConfigSchema, withProject, `cdk.json context "${CONTEXT_KEY}"`);
-}
+export { LOCAL_PROJECT, readCdkJsonConfig, type LocalInfo, type LocalPipelineOptions } from './pipeline-settings.js';
 
 /** Starts the whole pipeline on 127.0.0.1 and free ports; nothing reaches AWS or Scale. */
 export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
