@@ -183,6 +183,9 @@ export class LocalQueue {
     for (const message of this.messages.values()) {
       if (batch.length >= this.options.batchSize) break;
       if (message.visibleAt > now) continue;
+      // Received maxReceiveCount times: SQS moves it to the dead-letter queue rather than deliver it again (the next
+      // poll does, whichever of the two looks first).
+      if (message.receiveCount >= this.options.maxReceiveCount) continue;
       batch.push(this.receive(message, now));
       taken.add(message.messageId);
     }
