@@ -142,6 +142,39 @@ describe('functions', () => {
   });
 });
 
+describe('every IAM role', () => {
+  it('is one of a known set, each trusting one service, with exactly the managed and attached policies listed here', () => {
+    const bare = (id: string) => id.replace(/[0-9A-F]{8}$/, '');
+    const managed = (arns: Array<{ 'Fn::Join': [string, unknown[]] }> = []) => arns.map((arn) => String(arn['Fn::Join'][1].at(-1)).replace(/^:iam::aws:policy\//, ''));
+    const policies = resources('AWS::IAM::Policy');
+    const roles = Object.fromEntries(
+      resources('AWS::IAM::Role').map(([id, role]) => [
+        bare(id),
+        {
+          trusts: role.Properties.AssumeRolePolicyDocument.Statement.map((s: { Principal: { Service: string } }) => s.Principal.Service),
+          managed: managed(role.Properties.ManagedPolicyArns),
+          inline: (role.Properties.Policies ?? []).length,
+          attached: policies.filter(([, p]) => p.Properties.Roles.some((r: { Ref: string }) => r.Ref === id)).length,
+        },
+      ]),
+    );
+    const lambda = (attached: number) => ({ trusts: ['lambda.amazonaws.com'], managed: ['service-role/AWSLambdaBasicExecutionRole'], inline: 0, attached });
+    expect(roles).toEqual({
+      // CDK's own handler that writes the buckets' notification configuration (s3:PutBucketNotification only).
+      BucketNotificationsHandler050a0587b7544547bf325f094a3db834Role: lambda(2),
+      TaskCreationCreateTaskServiceRole: lambda(1),
+      CallbackApiCallbackAuthServiceRole: lambda(1),
+      CallbackProcessingCallbackServiceRole: lambda(1),
+      TaskEventsServiceRole: lambda(1),
+      ReconcilerReconcileServiceRole: lambda(1),
+      CallbackApiCloudWatchRole: { trusts: ['apigateway.amazonaws.com'], managed: ['service-role/AmazonAPIGatewayPushToCloudWatchLogs'], inline: 0, attached: 0 },
+      CallbackApiStoreRole: { trusts: ['apigateway.amazonaws.com'], managed: [], inline: 0, attached: 1 },
+      TaskEventsPipeRole: { trusts: ['pipes.amazonaws.com'], managed: [], inline: 0, attached: 1 },
+      ReconcilerSchedulerRole: { trusts: ['scheduler.amazonaws.com'], managed: [], inline: 0, attached: 1 },
+    });
+  });
+});
+
 describe('task store', () => {
   it('keys by uniqueId with the byTaskId and byStatus indexes, on demand, encrypted, with PITR and a stream', () => {
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
