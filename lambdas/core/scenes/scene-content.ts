@@ -67,6 +67,9 @@ export function frameScopeOf(manifestKey: string, routing: Routing): string {
 export function resolveFrameKey(manifestKey: string, entry: string, scope: string): string | undefined {
   // Empty segments ('a//b') are rejected rather than collapsed: 'x//y.json' is another object than 'x/y.json'.
   if (/^[a-z][a-z0-9+.-]*:/i.test(entry) || entry.includes('\\') || entry.includes('\0') || entry.includes('//')) return undefined;
+  // A frame names a file: an entry ending in '.' or '..' names a folder (it would resolve to the folder's own key).
+  const last = entry.split('/').at(-1);
+  if (last === '.' || last === '..') return undefined;
   const base = entry.startsWith('/') ? `/${scope}` : `/${posix.dirname(manifestKey)}/`;
   const normal = posix.normalize(posix.join(base, entry));
   // Normalizing from an absolute base clamps '..' at the root, so compare against the scope, not for '..'.

@@ -240,6 +240,10 @@ describe('frame manifests', () => {
       expect(resolveFrameKey('a/b/scene.frames.json', entry, 'a/'), `${entry} (route scope)`).toBeUndefined();
     }
     for (const entry of ['..', '.', 'f/..', '/']) expect(resolveFrameKey('scene.frames.json', entry, ''), `${entry} (bucket root)`).toBeUndefined();
+    // An entry ending in '.' or '..' names a folder wherever it lands: in route scope a/, '.' from a/b/ would be the
+    // key 'a/b' (the folder's own name), and 'f/.' the key 'a/b/f'.
+    for (const entry of ['.', 'c/..', 'f/.', '../b/.']) expect(resolveFrameKey('a/b/scene.frames.json', entry, 'a/'), `${entry} (route scope, a folder)`).toBeUndefined();
+    expect(resolveFrameKey('a/b/scene.frames.json', 'f/.', 'a/b/')).toBeUndefined();
     // Keys are not URLs: '%2e%2e' is three characters of a key's name, never a '..' (S3 does not decode keys).
     expect(resolveFrameKey('a/b/scene.frames.json', '%2e%2e', 'a/b/')).toBe('a/b/%2e%2e');
     expect(resolveFrameKey('a/b/scene.frames.json', '%2e%2e/0.json', 'a/b/')).toBe('a/b/%2e%2e/0.json');
