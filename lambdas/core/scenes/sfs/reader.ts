@@ -143,7 +143,37 @@ function validateHeader(headerBytes: Uint8Array, prefix: Uint8Array, fileSize: n
     });
   }
   if (itemProblems.length > 0) throw new SfsFormatError(`invalid scene header: ${summarizeProblems(itemProblems)}`);
+  const structure = structureProblems(sensors as Sensor[], items);
+  if (structure.count > 0) throw new SfsFormatError(`invalid scene header: ${summarizeProblems(structure.named, undefined, structure.count)}`);
   return { header: { ...parsed.value, sensors: sensors as Sensor[], $items: items }, binaryStart, items };
+}
+
+/**
+ * Two sensors with one id, two items at one path, or two items sharing bytes: a reader would take one for the other,
+ * so Scale would label something else than was recorded. Counted in full, named up to a few.
+ */
+function structureProblems(sensors: Sensor[], items: SfsItem[]): { named: string[]; count: number } {
+  const named: string[] = [];
+  let count = 0;
+  const note = (problem: () => string) => (count++ < 20 ? void named.push(problem()) : undefined);
+  const firstOf = <T>(values: T[], key: (value: T) => string, problem: (i: number, first: number) => string) => {
+    const seen = new Map<string, number>();
+    values.forEach((value, i) => {
+      const first = seen.get(key(value));
+      if (first === undefined) seen.set(key(value), i);
+      else note(() => problem(i, first));
+    });
+  };
+  firstOf(sensors, (sensor) => JSON.stringify(sensor.id), (i, first) => `sensors[${i}] has the id ${quote(sensors[i]!.id)} of sensors[${first}]`);
+  firstOf(items, (item) => JSON.stringify(item.keys), (i, first) => `$items[${i}] (${formatPath(items[i]!.keys)}) names the same value as $items[${first}]`);
+  const byOffset = items.flatMap((item, i) => (item.length > 0 ? [i] : [])).sort((a, b) => items[a]!.offset - items[b]!.offset);
+  for (let k = 1; k < byOffset.length; k++) {
+    const [before, after] = [items[byOffset[k - 1]!]!, items[byOffset[k]!]!];
+    if (before.offset + before.length > after.offset) {
+      note(() => `$items[${byOffset[k]}] (${formatPath(after.keys)}) starts at byte ${after.offset}, inside $items[${byOffset[k - 1]}] (${formatPath(before.keys)}, bytes ${before.offset}..${before.offset + before.length})`);
+    }
+  }
+  return { named, count };
 }
 
 /** An item's byte length must be what its dtype and shape declare: a mismatch means Scale would misread it. */

@@ -174,6 +174,24 @@ describe('SFS header validation', () => {
     reject(file, '$items[0] (p) spans bytes 4..12 of the binary section, which holds 11 bytes (truncated upload?)', { fileSize: file.length - 1 });
   });
 
+  it('rejects two sensors with one id, two items at one path, and items sharing bytes', () => {
+    const scene = (sensors: string, items: string, binary = 4 + 16) => fileWithHeader(`{"version":"1.0","sensors":[${sensors}],"$items":[${items}]}`, new Uint8Array(binary));
+    const lidar = (id: string) => `{"id":${id},"type":"lidar"}`;
+    const item = (key: string, offset: number, length: number) => `{"keys":["${key}"],"offset":${offset},"length":${length},"dtype":"uint8"}`;
+    reject(scene(`${lidar('"top"')},${lidar('"top"')}`, ''), 'invalid scene header: sensors[1] has the id "top" of sensors[0]');
+    reject(scene('', `${item('a', 4, 4)},${item('a', 8, 4)}`), '$items[1] (a) names the same value as $items[0]');
+    reject(scene('', `${item('a', 4, 8)},${item('b', 11, 4)}`), '$items[1] (b) starts at byte 11, inside $items[0] (a, bytes 4..12)');
+    // Listed out of order, overlapping all the same.
+    reject(scene('', `${item('b', 8, 4)},${item('a', 4, 5)}`), '$items[0] (b) starts at byte 8, inside $items[1] (a, bytes 4..9)');
+    // Adjacent items, an empty item at another's offset, and ids 1 and "1" (a number and a string) are fine.
+    for (const ok of [scene(`${lidar('1')},${lidar('"1"')}`, `${item('a', 4, 8)},${item('b', 12, 8)},${item('c', 4, 0)}`)]) {
+      expect(parseSfsHeader(ok, { fileSize: ok.length }).items).toHaveLength(3);
+    }
+    // Counted in full, named up to a few: 1,000 sensors with one id.
+    const many = scene(Array.from({ length: 1_000 }, () => lidar('"x"')).join(','), '');
+    reject(many, /sensors\[1\] has the id "x" of sensors\[0\];.* … and 9\d\d more problems$/);
+  });
+
   it('rejects malformed $items', () => {
     reject(fileWithHeader('{"version":"1.0","sensors":[],"$items":[{"keys":["a"],"offset":-1,"length":1,"dtype":"float128"}]}'), /\$items\[0\]\.offset.*\$items\[0\]\.dtype/);
   });
