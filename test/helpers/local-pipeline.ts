@@ -1,18 +1,37 @@
 import { DynamoDBClient, ScanCommand } from '@aws-sdk/client-dynamodb';
 import { ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { documentClient } from '../../lambdas/core/tasks/dynamo-task-store.js';
 import type { TaskRecord } from '../../lambdas/core/tasks/task-record.js';
 import { TaskReader } from '../../lambdas/core/tasks/task-reader.js';
-import type { LocalPipeline } from '../../local/pipeline.js';
+import { startLocalPipeline, type LocalPipeline, type LocalPipelineOptions } from '../../local/pipeline.js';
 import { eventually } from './http.js';
 import { expectedUniqueId } from './identity.js';
 
 const run = promisify(execFile);
+
+/**
+ * A local pipeline for a file of `sfs-pipeline` tests: quiet logs, quick redelivery and completion, the reconciler
+ * only on demand; with its clients, its info file for `--local`, and a close that removes its folder.
+ */
+export async function startCliPipeline(folderPrefix: string, options: LocalPipelineOptions = {}) {
+  const workDir = await mkdtemp(join(tmpdir(), folderPrefix));
+  const pipeline = await startLocalPipeline({ workDir, logs: { write: () => true } as never, visibilityTimeoutMs: 300, simulator: { completionDelayMs: 50 }, reconcileEveryMs: 3_600_000, ...options });
+  return {
+    workDir,
+    pipeline,
+    c: clientsFor(pipeline),
+    info: await writeInfoFile(pipeline, workDir),
+    close: async () => {
+      await pipeline.close();
+      await rm(workDir, { recursive: true, force: true });
+    },
+  };
+}
 
 /** Writes the pipeline's info as `npm run local -- --info-file` does, for commands that take `--local <file>`. */
 export async function writeInfoFile(pipeline: LocalPipeline, dir: string): Promise<string> {

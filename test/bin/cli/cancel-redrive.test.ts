@@ -1,31 +1,23 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSfsToBuffer } from '../../../lambdas/core/scenes/sfs/writer.js';
 import type { TaskRecord } from '../../../lambdas/core/tasks/task-record.js';
-import { startLocalPipeline, type LocalPipeline } from '../../../local/pipeline.js';
+import type { LocalPipeline } from '../../../local/pipeline.js';
 import { buildSampleScene } from '../../../local/sample-scenes.js';
 import { cli, jsonLines } from '../../helpers/cli.js';
 import { eventually } from '../../helpers/http.js';
-import { clientsFor, writeInfoFile } from '../../helpers/local-pipeline.js';
+import { startCliPipeline, type clientsFor } from '../../helpers/local-pipeline.js';
 
 // One local pipeline for the file; the reconciler never runs on its own, so only these commands change the records.
 const scene = encodeSfsToBuffer(buildSampleScene());
-let workDir: string;
 let pipeline: LocalPipeline;
 let c: ReturnType<typeof clientsFor>;
 let info: string;
+let close: (() => Promise<void>) | undefined;
 beforeAll(async () => {
-  workDir = await mkdtemp(join(tmpdir(), 'cli-cancel-redrive-'));
-  pipeline = await startLocalPipeline({ workDir, logs: { write: () => true } as never, visibilityTimeoutMs: 300, simulator: { completionDelayMs: 50 }, reconcileEveryMs: 3_600_000 });
-  c = clientsFor(pipeline);
-  info = await writeInfoFile(pipeline, workDir);
+  ({ pipeline, c, info, close } = await startCliPipeline('cli-cancel-redrive-'));
 }, 60_000);
-afterAll(async () => {
-  await pipeline?.close();
-  await rm(workDir, { recursive: true, force: true });
-});
+afterAll(() => close?.());
 
 const inStatus = (uniqueId: string, status: TaskRecord['status']) =>
   eventually(async () => {
