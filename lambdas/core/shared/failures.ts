@@ -1,6 +1,6 @@
 import { ConfigError } from './config.js';
 import { ScaleApiError } from '../scale/errors.js';
-import { boundText } from './validation.js';
+import { boundText, MAX_REASON_BYTES } from './validation.js';
 
 /**
  * Why a delivery failed, by rule. None of these is the input's fault — those are recorded as outcomes
@@ -23,11 +23,13 @@ export function isScaleAuthFailure(err: unknown): boolean {
   return err instanceof ScaleApiError && (err.status === 401 || err.status === 403);
 }
 
+const AUTH_HINT = ' — check the Scale API key secret (test and live keys see different projects)';
+
 export function describeFailure(err: unknown): Failure {
-  const message = boundText(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-  if (isScaleAuthFailure(err)) {
-    return { kind: 'scale_auth', message: boundText(`${message} — check the Scale API key secret (test and live keys see different projects)`) };
-  }
+  const text = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  // The hint is what the operator acts on: a long message is cut to leave room for it.
+  if (isScaleAuthFailure(err)) return { kind: 'scale_auth', message: `${boundText(text, MAX_REASON_BYTES - Buffer.byteLength(AUTH_HINT))}${AUTH_HINT}` };
+  const message = boundText(text);
   if (err instanceof ScaleApiError) return { kind: 'scale_unavailable', message };
   if (err instanceof ConfigError) return { kind: 'not_configured', message };
   if ((err as { $metadata?: unknown } | null)?.$metadata !== undefined) return { kind: 'aws', message };

@@ -10,8 +10,9 @@ const MAX_AGE_SECONDS = 300;
 /** Reads a plain-text secret, refusing an unset one with a message that says how to set it (never the value). */
 export async function readSecret(secretId: string, what: string): Promise<string> {
   const value = await getSecret(secretId, { maxAge: MAX_AGE_SECONDS });
-  if (typeof value !== 'string' || value.trim() === '' || value === SECRET_PLACEHOLDER) {
+  const text = typeof value === 'string' ? value.trim() : '';
+  if (text === '' || text === SECRET_PLACEHOLDER) {
     throw new ConfigError(`${what} is not set: aws secretsmanager put-secret-value --secret-id ${secretId} --secret-string '<value>'`);
   }
-  return value.trim();
+  return text;
 }

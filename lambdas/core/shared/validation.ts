@@ -22,7 +22,13 @@ export function formatPath(path: ReadonlyArray<PropertyKey>): string {
 
 /** Cuts `text` to at most `max` UTF-16 units, marking the cut. */
 export function clip(text: string, max: number): string {
-  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+  return text.length <= max ? text : `${dropHalfCharacter(text.slice(0, Math.max(0, max - 1)))}…`;
+}
+
+/** A cut between the two halves of a surrogate pair leaves half a character (written out as U+FFFD): drop it. */
+function dropHalfCharacter(cut: string): string {
+  const last = cut.charCodeAt(cut.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? cut.slice(0, -1) : cut;
 }
 
 /** A value from the input, quoted for a message and never longer than a short phrase. */
@@ -41,7 +47,7 @@ export function boundText(text: string, maxBytes = MAX_REASON_BYTES): string {
   if (Buffer.byteLength(text, 'utf8') <= maxBytes) return text;
   let cut = text.slice(0, maxBytes);
   while (Buffer.byteLength(cut, 'utf8') > maxBytes - 3) cut = cut.slice(0, -1);
-  return `${cut}…`;
+  return `${dropHalfCharacter(cut)}…`;
 }
 
 /**

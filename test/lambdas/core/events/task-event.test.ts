@@ -37,7 +37,7 @@ describe('task events from the table stream', () => {
   it('makes one event per status change, in order, each valid against the published schema', () => {
     const submitting = image({ status: S('submitting'), updatedAt: S('2026-11-30T07:00:00.000Z'), claimId: S('c1') });
     const attempt = image({ status: S('submitting'), updatedAt: S('2026-11-30T07:00:05.000Z'), attempts: { N: '1' }, lastError: S('Scale 503') });
-    const pending = image({ status: S('pending'), updatedAt: S('2026-11-30T07:00:09.000Z'), taskId: S('6f1c0a2b3c4d5e6f7a8b9c0d') });
+    const pending = image({ status: S('pending'), updatedAt: S('2026-11-30T07:00:09.000Z'), taskId: S('6f1c0a2b3c4d5e6f7a8b9c0d'), attempts: { N: '1' }, lastError: S('Scale 503') });
     const completed = image({
       status: S('completed'),
       updatedAt: S('2026-11-30T08:00:00.000Z'),
