@@ -4,6 +4,7 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context } from 'aws-lambda';
 import { CALLBACK_ARCHIVE_PREFIX } from '../core/callbacks/callback-auth.js';
 import { ScaleClient } from '../core/scale/client.js';
+import { FlowControl } from '../core/scale/flow-control.js';
 import { projectsOf } from '../core/scenes/routing.js';
 import { parseConfig, requireEnv, RoutingSchema } from '../core/shared/config.js';
 import { logger } from '../core/shared/logger.js';
@@ -27,6 +28,9 @@ const errorResubmissions = routing.clearUniqueIdOnError ? Number(requireEnv('ERR
 const s3 = new S3Client({});
 const sqs = new SQSClient({});
 const projects = projectsOf(routing);
+// The reconciler shares the API key's rate limit with task creation: after a 429 it paces itself rather than
+// spend its retries (and its run) on more 429s. Kept across runs, as a warm instance keeps it.
+const flowControl = new FlowControl();
 
 /**
  * Runs on a schedule: asks Scale what changed and hands what the records miss to the callback path; resubmits
@@ -35,7 +39,7 @@ const projects = projectsOf(routing);
 export const handler = async (_event: unknown, context: Context): Promise<ReconcileReport> => {
   logger.addContext(context);
   const apiKey = await readSecret(apiKeySecret, 'the Scale API key');
-  const scale = new ScaleClient({ apiKey, baseUrl: scaleApiUrl, deadline: Date.now() + context.getRemainingTimeInMillis() - 10_000 });
+  const scale = new ScaleClient({ apiKey, baseUrl: scaleApiUrl, deadline: Date.now() + context.getRemainingTimeInMillis() - 10_000, flowControl });
   const report = await reconcile({
     scale,
     records,
