@@ -58,6 +58,15 @@ describe('runKeyedInOrder', () => {
     expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value : (o.reason as Error).message))).toEqual(['x1 failed', 'y1', 'x2', 'big failed', 'z1']);
   });
 
+  it('answers settled outcomes as Promise.allSettled does', async () => {
+    const { run } = recorder();
+    const outcomes = await runKeyedInOrder([item('x1', ['x'], { fail: true }), item('big', [], { alone: true })], run);
+    expect(outcomes).toEqual([
+      { status: 'rejected', reason: new Error('x1 failed') },
+      { status: 'fulfilled', value: 'big' },
+    ]);
+  });
+
   it('keeps the order of an item with several keys against each of them', async () => {
     const { log, run } = recorder();
     await runKeyedInOrder([item('x1', ['x'], { delayMs: 20 }), item('y1', ['y'], { delayMs: 5 }), item('xy', ['x', 'y'], { delayMs: 1 })], run);

@@ -21,9 +21,16 @@ describe('authenticateCallback', () => {
 
   it('refuses a ref that is not an uploadId, even one signed under the stack\'s key', () => {
     // Signed correctly, so only the shape check can refuse them: a ref goes into an S3 key.
-    for (const ref of [`x${ID}`, `${ID}0`, `${ID}/../x`, ID.toUpperCase(), 'sfs-', '']) {
+    for (const ref of [`x${ID}`, `${ID}0`, ID.slice(0, -1), `${ID}/../x`, ID.toUpperCase(), `sfs-${'g'.repeat(40)}`, 'sfs-', '']) {
       expect(authenticateCallback(keys.authKey, ref, sig(ref), keys), ref).toMatchObject({ ok: false, refusal: 'url' });
     }
+  });
+
+  it('refuses a URL without a ref or without a signature, as a URL the stack cannot verify', () => {
+    expect(authenticateCallback(keys.authKey, ID, undefined, keys)).toMatchObject({ ok: false, refusal: 'url' });
+    expect(authenticateCallback(keys.authKey, ID, '', keys)).toMatchObject({ ok: false, refusal: 'url' });
+    expect(authenticateCallback(keys.authKey, undefined, sig(ID), keys)).toMatchObject({ ok: false, refusal: 'url' });
+    expect(authenticateCallback(undefined, undefined, undefined, keys)).toMatchObject({ ok: false, refusal: 'signature' });
   });
 });
 
