@@ -31,8 +31,8 @@ export class TransientResultFileError extends Error {
 export const MAX_RESULT_FILES = 20;
 
 /**
- * The http(s) URLs in a response, in document order, fragments dropped, found by a bounded walk (depth, nodes,
- * count, URL length): a hostile response costs little.
+ * The http(s) URLs in a response, fragments dropped, found by a bounded breadth-first walk (depth, nodes, count,
+ * URL length): a hostile response costs little. Shallower URLs come first, so they are numbered first.
  */
 export function findResultFileUrls(response: unknown, limit = 50): string[] {
   const found = new Set<string>();
@@ -142,6 +142,12 @@ async function copyOne(uniqueId: string, index: number, sourceUrl: string, deps:
   chunks.length = 0;
   const name = posix.basename(url.pathname).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100) || 'file';
   const key = `results/${uniqueId}/${deps.version}/${String(index).padStart(2, '0')}-${name}`;
-  const stored = await deps.store.put(key, body, response.headers.get('content-type') ?? 'application/octet-stream');
+  let stored: Awaited<ReturnType<CopyDeps['store']['put']>>;
+  try {
+    stored = await deps.store.put(key, body, response.headers.get('content-type') ?? 'application/octet-stream');
+  } catch (err) {
+    // Our own bucket refusing a write (throttling, an outage, a policy being fixed) heals: try the callback again.
+    throw new TransientResultFileError(`storing failed: ${(err as Error).name}: ${(err as Error).message}`);
+  }
   return { ...stored, bytes, sha256: createHash('sha256').update(body).digest('hex') };
 }

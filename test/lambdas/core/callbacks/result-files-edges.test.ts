@@ -124,6 +124,13 @@ describe('copyResultFiles: which answers may heal', () => {
     expect(await copy([url])).toEqual([{ sourceUrl: url, error: `fetching answered ${status}` }]);
   });
 
+  it('retries when our own bucket refuses the copy (throttling, an outage), and records why on the last try', async () => {
+    const url = `${base}/file.json`;
+    const slowDown = { put: async () => Promise.reject(Object.assign(new Error('Please reduce your request rate.'), { name: 'SlowDown' })) };
+    await expect(copy([url], { store: slowDown, lastAttempt: false })).rejects.toThrow(new TransientResultFileError('storing failed: SlowDown: Please reduce your request rate.'));
+    expect(await copy([url], { store: slowDown })).toEqual([{ sourceUrl: url, error: 'storing failed: SlowDown: Please reduce your request rate.' }]);
+  });
+
   it('records an answer that is not a success without retrying it, even one without a body', async () => {
     const url = `${base}/status/304`;
     expect(await copy([url], { lastAttempt: false })).toEqual([{ sourceUrl: url, error: 'fetching answered 304' }]);
