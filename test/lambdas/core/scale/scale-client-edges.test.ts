@@ -1,11 +1,10 @@
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ScaleClient, type RetryNotice, type ScaleClientOptions } from '../../../../lambdas/core/scale/client.js';
 import { ScaleApiError } from '../../../../lambdas/core/scale/errors.js';
 import { FlowControl } from '../../../../lambdas/core/scale/flow-control.js';
 import type { CreateMultistageTaskRequest } from '../../../../lambdas/core/scale/schemas.js';
 import { startScaleSimulator, type ScaleSimulator } from '../../../../local/scale-simulator/server.js';
+import { scripted, type Answer, type Seen } from './scripted-scale.js';
 
 // Answers Scale rarely sends, or that the simulator cannot send (408, an HTTP-date Retry-After, a task list that
 // ignores its filter): the simulator plays what it can, a scripted server on 127.0.0.1 the rest.
@@ -42,37 +41,6 @@ async function failure(promise: Promise<unknown>): Promise<ScaleApiError> {
   );
   expect(err).toBeInstanceOf(ScaleApiError);
   return err as ScaleApiError;
-}
-
-interface Seen {
-  method: string;
-  url: string;
-  body: string;
-}
-interface Answer {
-  status: number;
-  headers?: Record<string, string>;
-  body: unknown;
-}
-
-/** A server that answers the n-th request (1-based) as `script` says, and records every request it got. */
-async function scripted(script: (seen: Seen, n: number) => Answer, run: (baseUrl: string, seen: Seen[]) => Promise<void>) {
-  const seen: Seen[] = [];
-  const server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const request = { method: req.method ?? '', url: req.url ?? '', body: Buffer.concat(chunks).toString('utf8') };
-    seen.push(request);
-    const answer = script(request, seen.length);
-    res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers }).end(JSON.stringify(answer.body));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  try {
-    await run(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, seen);
-  } finally {
-    server.closeAllConnections();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
 }
 
 const task = (fields: Record<string, unknown>): Answer => ({ status: 200, body: { status: 'pending', type: 'multistage', ...fields } });
