@@ -41,6 +41,7 @@ describe('uniqueIdOfCallbackKey', () => {
       `results/${ID}/req-1.json`,
       `callback/${ID}/req-1.json`,
       `callbacks/${ID}/extra/req-1.json`,
+      `callbacks/${ID}/req-1.json/req-2.json`,
       `callbacks/${ID}/req-1.txt`,
       `callbacks/${ID}/req-1.json.gz`,
       `callbacks/${ID}`,

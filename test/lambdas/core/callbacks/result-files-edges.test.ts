@@ -24,6 +24,10 @@ const server = createServer((req, res) => {
     return void res.end();
   }
   if (url.pathname === '/slow') return void setTimeout(() => res.writeHead(200, { 'content-length': '5' }).end('hello'), 3_000).unref();
+  if (url.pathname === '/cut') {
+    res.writeHead(200, { 'content-length': '100' }).write('0123456789');
+    return void setTimeout(() => res.destroy(), 50).unref();
+  }
   if (url.pathname === '/stall') return void res.writeHead(200, { 'content-length': '100' }).write('0123456789');
   res.writeHead(200, { 'content-length': '5' }).end('hello');
 });
@@ -203,5 +207,10 @@ describe('copyResultFiles: sizes, names and time', () => {
   it('gives up on a body that stops coming, as something that may heal', async () => {
     await expect(copy([`${base}/stall`], { policy: policy({ timeoutMs: 300 }), lastAttempt: false })).rejects.toBeInstanceOf(TransientResultFileError);
     expect(await copy([`${base}/stall`], { policy: policy({ timeoutMs: 300 }) })).toEqual([{ sourceUrl: `${base}/stall`, error: 'reading failed: timed out' }]);
+  });
+
+  it('says a body cut off mid-way was cut, not timed out, and retries it', async () => {
+    await expect(copy([`${base}/cut`], { lastAttempt: false })).rejects.toMatchObject({ name: 'TransientResultFileError', message: 'reading failed: terminated' });
+    expect(await copy([`${base}/cut`])).toEqual([{ sourceUrl: `${base}/cut`, error: 'reading failed: terminated' }]);
   });
 });
