@@ -33,6 +33,12 @@ describe('clip', () => {
     expect(clip('😀😀', 2)).toBe('…');
     expect(clip('a😀b', 3)).toBe('a…');
     expect(clip('a😀b', 4)).toBe('a😀b');
+    // The first and the last high surrogate: U+10000 and U+10FFFF.
+    expect(clip('a\u{10000}b', 3)).toBe('a…');
+    expect(clip('a\u{10FFFF}b', 3)).toBe('a…');
+    // Just outside the high surrogates, U+D7FF below and U+DC00 (a low surrogate) above, nothing is dropped.
+    expect(clip('a\uD7FFbc', 3)).toBe('a\uD7FF…');
+    expect(clip('a\uDC00bc', 3)).toBe('a\uDC00…');
   });
 });
 
