@@ -5,7 +5,27 @@
  * a re-run tests only mutants in changed code or covered by changed tests (reports/stryker-incremental.json).
  * The HTML report is reports/mutation/index.html. A score under `break` fails the command.
  *
- * Surviving mutants that are equivalent (no test can tell them apart from the original) are listed below with why.
+ * Surviving mutants that are equivalent (no test can tell them apart from the original), with why:
+ * - callbacks/apply-callback.ts:99 `response === undefined ? undefined : serialize(response)` -> `serialize(response)`:
+ *   JSON.stringify(undefined) is undefined already.
+ * - callbacks/apply-callback.ts:133 `err instanceof RangeError` -> `true`: stringifying what JSON.parse made can only
+ *   throw a RangeError (too deep, too long).
+ * - callbacks/stored-callbacks.ts:18 `?? ''` -> another string (no coverage): GetObject always returns a Body, even
+ *   for an empty object.
+ * - callbacks/batch-schedule.ts:31 `lastOfKey.clear()` removed: after a barrier every later item waits for the
+ *   barrier, which waited for every earlier item, so a key's earlier entry adds no ordering.
+ * - scale/client.ts:198 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
+ *   JSON.stringify(undefined) is undefined, so no body is sent either way.
+ * - scale/client.ts:248 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
+ * - scale/client.ts:265 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request
+ *   here, and it rejects with TimeoutError on every Node this runs on; the check is for runtimes that say AbortError.
+ * - scale/retry.ts:43 `value.trim() === ''` -> `false` / `value === ''` / another string: a blank value goes on to
+ *   Date.parse(''), which is NaN, and gives undefined just the same.
+ * - scale/schemas.ts:17 `catch { return false; }` -> `catch {}`: a refinement returning undefined fails like false.
+ * - scale/flow-control.ts:255 `this.sent[0]! <= now - WINDOW_MS - this.maxMarginMs` -> `<`: a send exactly one
+ *   window and margin old limits nothing (its window has ended; spacing uses only the newest send).
+ * The other survivors in scale/flow-control.ts (23, and one without coverage: the fine structure of share measurement,
+ * window bookkeeping and the reason's wording) are not equivalent; they wait for tests on virtual time.
  */
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
