@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ScaleClient, type RetryNotice, type ScaleClientOptions } from '../../../../lambdas/core/scale/client.js';
-import { ScaleApiError } from '../../../../lambdas/core/scale/errors.js';
 import { FlowControl, type FlowClock } from '../../../../lambdas/core/scale/flow-control.js';
-import { errorAnswer, scripted, taskAnswer } from './scripted-scale.js';
+import { errorAnswer, failure, scripted, taskAnswer } from './scripted-scale.js';
 
 // The time rules of a call at their boundaries: the least time worth starting, the attempt timeout clipped to the
 // deadline, a retry that must leave a second before the deadline, and Retry-After kept by the flow control alone.
@@ -12,15 +11,6 @@ const fastRetry = { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 40, attemptTime
 
 const client = (baseUrl: string, overrides: Partial<ScaleClientOptions> = {}, notices: RetryNotice[] = []) =>
   new ScaleClient({ apiKey: API_KEY, baseUrl, retry: fastRetry, random: () => 0.5, onRetry: (n) => notices.push(n), ...overrides });
-
-async function failure(promise: Promise<unknown>): Promise<ScaleApiError> {
-  const err = await promise.then(
-    (value) => expect.fail(`the call was expected to fail, got ${JSON.stringify(value)}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ScaleApiError);
-  return err as ScaleApiError;
-}
 
 /** Flow-control time that passes only by its own waits, at once: its pacing costs the test nothing. */
 class InstantClock implements FlowClock {

@@ -1,10 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ScaleClient, type RetryNotice, type ScaleClientOptions } from '../../../../lambdas/core/scale/client.js';
-import { ScaleApiError } from '../../../../lambdas/core/scale/errors.js';
 import { FlowControl } from '../../../../lambdas/core/scale/flow-control.js';
 import type { CreateMultistageTaskRequest } from '../../../../lambdas/core/scale/schemas.js';
 import { startScaleSimulator, type ScaleSimulator } from '../../../../local/scale-simulator/server.js';
-import { scripted, type Answer, type Seen } from './scripted-scale.js';
+import { type Answer, failure, scripted, type Seen } from './scripted-scale.js';
 
 // Answers Scale rarely sends, or that the simulator cannot send (408, an HTTP-date Retry-After, a task list that
 // ignores its filter): the simulator plays what it can, a scripted server on 127.0.0.1 the rest.
@@ -32,15 +31,6 @@ const createRequest = (overrides: Partial<CreateMultistageTaskRequest> = {}): Cr
 
 function client(baseUrl: string, overrides: Partial<ScaleClientOptions> = {}, notices: RetryNotice[] = []) {
   return new ScaleClient({ apiKey: API_KEY, baseUrl, retry: fastRetry, random: () => 0.5, onRetry: (n) => notices.push(n), ...overrides });
-}
-
-async function failure(promise: Promise<unknown>): Promise<ScaleApiError> {
-  const err = await promise.then(
-    (value) => expect.fail(`the call was expected to fail, got ${JSON.stringify(value)}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ScaleApiError);
-  return err as ScaleApiError;
 }
 
 const task = (fields: Record<string, unknown>): Answer => ({ status: 200, body: { status: 'pending', type: 'multistage', ...fields } });

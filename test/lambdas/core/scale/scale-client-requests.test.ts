@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ScaleClient, type RetryNotice, type ScaleClientOptions } from '../../../../lambdas/core/scale/client.js';
-import { ScaleApiError } from '../../../../lambdas/core/scale/errors.js';
 import { FlowControl } from '../../../../lambdas/core/scale/flow-control.js';
 import type { CreateMultistageTaskRequest } from '../../../../lambdas/core/scale/schemas.js';
-import { errorAnswer, scripted, taskAnswer } from './scripted-scale.js';
+import { errorAnswer, failure, scripted, taskAnswer } from './scripted-scale.js';
 
 // What the client sends to Scale and what its errors say, against a scripted server that records every request.
 
@@ -13,15 +12,6 @@ const CREATE: CreateMultistageTaskRequest = { project: 'p', attachments: ['http:
 
 const client = (baseUrl: string, overrides: Partial<ScaleClientOptions> = {}, notices: RetryNotice[] = []) =>
   new ScaleClient({ apiKey: API_KEY, baseUrl, retry: fastRetry, random: () => 0.5, onRetry: (n) => notices.push(n), ...overrides });
-
-async function failure(promise: Promise<unknown>): Promise<ScaleApiError> {
-  const err = await promise.then(
-    (value) => expect.fail(`the call was expected to fail, got ${JSON.stringify(value)}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ScaleApiError);
-  return err as ScaleApiError;
-}
 
 const line = (s: { method: string; url: string }) => `${s.method} ${s.url}`;
 

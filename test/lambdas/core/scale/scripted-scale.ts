@@ -1,5 +1,7 @@
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { expect } from 'vitest';
+import { ScaleApiError } from '../../../../lambdas/core/scale/errors.js';
 
 /** One request as the scripted server received it. */
 export interface Seen {
@@ -49,3 +51,13 @@ export const taskAnswer = (fields: Record<string, unknown> = {}): Answer => ({ s
 
 /** Scale's error answer, `{"status_code": …, "error": …}`. */
 export const errorAnswer = (status: number, error: string, headers?: Record<string, string>): Answer => ({ status, headers, body: { status_code: status, error } });
+
+/** The ScaleApiError a call failed with; the test fails if the call succeeded or failed some other way. */
+export async function failure(promise: Promise<unknown>): Promise<ScaleApiError> {
+  const err = await promise.then(
+    (value) => expect.fail(`the call was expected to fail, got ${JSON.stringify(value)}`),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ScaleApiError);
+  return err as ScaleApiError;
+}
