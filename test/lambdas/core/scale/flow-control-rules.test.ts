@@ -1,22 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { FlowControl, type FlowControlOptions, type Permit } from '../../../../lambdas/core/scale/flow-control.js';
-import { VirtualClock } from './virtual-time.js';
+import { send, sendWhenDue, VirtualClock } from './virtual-time.js';
 
 // The flow control's rules at their boundaries, on virtual time. `initialGrowth: 0` freezes the rate between 429s
 // where a test counts exact send times.
-
-async function send(flow: FlowControl, latestStart = Infinity): Promise<Permit> {
-  const turn = await flow.acquire(latestStart);
-  if (!turn.ok) throw new Error(turn.reason);
-  return turn.permit;
-}
-
-/** Waits for a turn, running virtual time until it comes. */
-async function sendWhenDue(flow: FlowControl, clock: VirtualClock): Promise<Permit> {
-  const permit = send(flow);
-  await clock.run();
-  return permit;
-}
 
 /** A flow control whose first 429 came with `accepted` of its requests let through, all sent and answered at 0 ms. */
 async function limitedAt(accepted: number, options: FlowControlOptions = {}) {

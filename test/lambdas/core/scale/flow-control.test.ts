@@ -1,21 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { FlowControl, type Permit } from '../../../../lambdas/core/scale/flow-control.js';
-import { fleet, SlidingWindowLimit, VirtualClock } from './virtual-time.js';
+import { FlowControl } from '../../../../lambdas/core/scale/flow-control.js';
+import { fleet, send, sendWhenDue, SlidingWindowLimit, VirtualClock } from './virtual-time.js';
 
 // Every test runs on virtual time: minutes of pacing take milliseconds, and nothing here sleeps.
-
-async function send(flow: FlowControl, latestStart = Infinity): Promise<Permit> {
-  const turn = await flow.acquire(latestStart);
-  if (!turn.ok) throw new Error(turn.reason);
-  return turn.permit;
-}
-
-/** Waits for a turn, running virtual time until it comes. */
-async function sendWhenDue(flow: FlowControl, clock: VirtualClock): Promise<Permit> {
-  const permit = send(flow);
-  await clock.run();
-  return permit;
-}
 
 /** A flow control that has met one 429 (as its first) with `accepted` of its requests let through just before. */
 async function limitedAt(accepted: number, clock = new VirtualClock()) {

@@ -1,4 +1,4 @@
-import { FlowControl, type FlowClock, type FlowControlOptions } from '../../../../lambdas/core/scale/flow-control.js';
+import { FlowControl, type FlowClock, type FlowControlOptions, type Permit } from '../../../../lambdas/core/scale/flow-control.js';
 
 /**
  * Virtual time for flow-control tests: `sleep` parks the caller until `run` advances the clock to its wake-up
@@ -107,4 +107,18 @@ export function fleet(options: { instances: number; concurrency: number; limit: 
       await clock.run(untilMs);
     },
   };
+}
+
+/** Asks for a turn (by `latestStart`); a refused turn fails the test with its reason. */
+export async function send(flow: FlowControl, latestStart = Infinity): Promise<Permit> {
+  const turn = await flow.acquire(latestStart);
+  if (!turn.ok) throw new Error(turn.reason);
+  return turn.permit;
+}
+
+/** Waits for a turn, running virtual time until it comes. */
+export async function sendWhenDue(flow: FlowControl, clock: VirtualClock): Promise<Permit> {
+  const permit = send(flow);
+  await clock.run();
+  return permit;
 }
