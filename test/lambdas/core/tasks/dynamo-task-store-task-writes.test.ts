@@ -174,10 +174,12 @@ describe('a refused write is told apart from a failed one', () => {
   });
 
   it('lets a claim refused by a record deleted meanwhile be retried, not reported as an outcome', async () => {
-    failNextUpdates.push(conditionFailure());
-    await expect(store.startSubmission({ uniqueId: 'sfs-tw-deleted', bucket: 'scenes', key: 'k', sceneFormat: 'sensor_fusion', project: 'p' }, 'c', T(1))).rejects.toThrow(
-      'record sfs-tw-deleted changed while starting its submission; will retry',
-    );
+    const refusal = conditionFailure();
+    failNextUpdates.push(refusal);
+    const thrown = await store.startSubmission({ uniqueId: 'sfs-tw-deleted', bucket: 'scenes', key: 'k', sceneFormat: 'sensor_fusion', project: 'p' }, 'c', T(1)).catch((err: unknown) => err);
+    expect(thrown).toEqual(new Error('record sfs-tw-deleted changed while starting its submission; will retry'));
+    // The refused write it was told of, for whoever reads the log.
+    expect((thrown as Error).cause).toBe(refusal);
   });
 
   it('reads a refused claim\'s record back consistently, so it names the status that refused it', async () => {

@@ -17,10 +17,12 @@ const nested = (levels: number): unknown => {
 const line: ExportLine = { schemaVersion: 1, 'source-ref': 's3://scenes/k.sfs', uniqueId: ID, status: 'completed', createdAt: 'c', updatedAt: 'u' };
 
 describe('exportLineOf: one record as one export line', () => {
+  // Strictly: a field the record lacks is no key of the line at all (`in`, Object.keys and a spread over defaults see
+  // a key holding undefined), not merely one JSON.stringify would drop.
   it('writes only the fields the record has, and nothing of a response when there is none', async () => {
-    expect(await exportLineOf(base, noArchive)).toEqual({ schemaVersion: 1, 'source-ref': 's3://scenes/drive/a b.sfs', uniqueId: ID, status: 'pending', createdAt: 'c', updatedAt: 'u' });
+    expect(await exportLineOf(base, noArchive)).toStrictEqual({ schemaVersion: 1, 'source-ref': 's3://scenes/drive/a b.sfs', uniqueId: ID, status: 'pending', createdAt: 'c', updatedAt: 'u' });
     const full: TaskRecord = { ...base, versionId: 'v1', taskId: 't1', project: 'p', batch: 'b', submittedAt: 's', completedAt: 'd', status: 'completed' };
-    expect(await exportLineOf(full, noArchive)).toEqual({
+    expect(await exportLineOf(full, noArchive)).toStrictEqual({
       schemaVersion: 1, 'source-ref': 's3://scenes/drive/a b.sfs', versionId: 'v1', uniqueId: ID, taskId: 't1', status: 'completed', project: 'p', batch: 'b', createdAt: 'c', updatedAt: 'u', submittedAt: 's', completedAt: 'd',
     });
   });
@@ -67,7 +69,7 @@ describe('exportLineOf: one record as one export line', () => {
         { sourceUrl: 'https://a/3', key: 'files/3' },
       ],
     };
-    expect((await exportLineOf(record, noArchive)).resultFiles).toEqual([
+    expect((await exportLineOf(record, noArchive)).resultFiles).toStrictEqual([
       { sourceUrl: 'https://a/1', s3Uri: 's3://results/files/1', bytes: 0, sha256: 'ab' },
       { sourceUrl: 'https://a/2', error: 'too large' },
       { sourceUrl: 'https://a/3' },
