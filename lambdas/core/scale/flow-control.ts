@@ -244,8 +244,11 @@ export class FlowControl {
   }
 
   private why(at: number, now: number): string {
+    // Asked for after its latest start, with nothing ever limited: only the deadline stands in the way.
+    if (this.rateLimited === 0) return 'not sent: its latest start had passed before it asked for a turn';
     const rate = this.rateAt(now);
-    const paused = at === this.pausedUntil && this.lastRetryAfterMs !== undefined ? `Retry-After ${this.lastRetryAfterMs} ms` : undefined;
+    // A Retry-After is named only while it still holds the turn back.
+    const paused = at > now && at === this.pausedUntil && this.lastRetryAfterMs !== undefined ? `Retry-After ${this.lastRetryAfterMs} ms` : undefined;
     const pace = Number.isFinite(rate) ? `${rate < 1 ? rate.toFixed(2) : Math.floor(rate)} requests/s` : undefined;
     const details = ['429', paused, pace].filter(Boolean).join(', ');
     return `not sent: Scale's rate limit (${details}) gives this request its turn in ${Math.ceil(Math.max(0, at - now))} ms, after the deadline`;

@@ -1,19 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { FlowControl, type FlowControlOptions, type Permit } from '../../../../lambdas/core/scale/flow-control.js';
-import { send, sendWhenDue, VirtualClock } from './virtual-time.js';
+import { FlowControl, type Permit } from '../../../../lambdas/core/scale/flow-control.js';
+import { limitedAt, send, sendWhenDue, VirtualClock } from './virtual-time.js';
 
 // The flow control's rules at their boundaries, on virtual time. `initialGrowth: 0` freezes the rate between 429s
 // where a test counts exact send times.
-
-/** A flow control whose first 429 came with `accepted` of its requests let through, all sent and answered at 0 ms. */
-async function limitedAt(accepted: number, options: FlowControlOptions = {}) {
-  const clock = new VirtualClock();
-  const flow = new FlowControl({ clock, ...options });
-  const permits = await Promise.all(Array.from({ length: accepted + 1 }, () => send(flow)));
-  for (const permit of permits.slice(0, accepted)) flow.settle(permit, { rateLimited: false });
-  flow.settle(permits[accepted]!, { rateLimited: true });
-  return { flow, clock };
-}
 
 const FROZEN = { initialGrowth: 0 };
 

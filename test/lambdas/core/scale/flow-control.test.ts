@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { FlowControl } from '../../../../lambdas/core/scale/flow-control.js';
-import { fleet, send, sendWhenDue, SlidingWindowLimit, VirtualClock } from './virtual-time.js';
+import { fleet, limitedAt, send, sendWhenDue, SlidingWindowLimit, VirtualClock } from './virtual-time.js';
 
 // Every test runs on virtual time: minutes of pacing take milliseconds, and nothing here sleeps.
-
-/** A flow control that has met one 429 (as its first) with `accepted` of its requests let through just before. */
-async function limitedAt(accepted: number, clock = new VirtualClock()) {
-  const flow = new FlowControl({ clock });
-  const permits = await Promise.all(Array.from({ length: accepted + 1 }, () => send(flow)));
-  for (const permit of permits.slice(0, accepted)) flow.settle(permit, { rateLimited: false });
-  flow.settle(permits[accepted]!, { rateLimited: true });
-  return { flow, clock };
-}
 
 describe('flow control', () => {
   it('sends at once, however many, until Scale answers 429: without a limit only the concurrency bounds throughput', async () => {

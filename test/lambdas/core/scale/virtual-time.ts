@@ -122,3 +122,18 @@ export async function sendWhenDue(flow: FlowControl, clock: VirtualClock): Promi
   await clock.run();
   return permit;
 }
+
+/** A flow control whose first 429 came with `accepted` of its requests let through, all sent and answered at 0 ms. */
+export async function limitedAt(accepted: number, options: FlowControlOptions = {}): Promise<{ flow: FlowControl; clock: VirtualClock }> {
+  const clock = new VirtualClock();
+  const flow = new FlowControl({ ...options, clock });
+  const permits = await Promise.all(Array.from({ length: accepted + 1 }, () => send(flow)));
+  for (const permit of permits.slice(0, accepted)) flow.settle(permit, { rateLimited: false });
+  flow.settle(permits[accepted]!, { rateLimited: true });
+  return { flow, clock };
+}
+
+/** Asks for `count` turns at once (no deadline) and gives their permits in the order asked. */
+export function sendMany(flow: FlowControl, count: number): Promise<Permit[]> {
+  return Promise.all(Array.from({ length: count }, () => send(flow)));
+}
