@@ -262,7 +262,8 @@ export class DynamoTaskStore implements TaskStore {
         UpdateExpression: expr.toString(),
         ConditionExpression: condition,
         ExpressionAttributeNames: expr.names,
-        ExpressionAttributeValues: Object.keys(expr.values).length > 0 ? expr.values : undefined,
+        // Never empty (DynamoDB refuses an empty map): every update sets a value or compares one in its condition.
+        ExpressionAttributeValues: expr.values,
         ReturnValues: returnValues,
       }),
     );

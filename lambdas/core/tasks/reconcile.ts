@@ -150,11 +150,12 @@ async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<'no
   if (!record) return 'not ours';
   const at = new Date(updatedAt).toISOString();
   const audits = Array.isArray(task.audits) ? task.audits.length : 0;
-  // Ordered as the callback path orders (the order key starts with the state key): a recall or an audit at the
-  // same instant is a newer state too. A record from before order keys is compared by time alone.
+  // Ordered as the callback path orders: a recall or an audit at the same instant is a newer state too. The order
+  // key starts with the state key, so an order key of this very state sorts at or after it, as does any later one.
+  // A record from before order keys is compared by time alone.
   const known = record.callbackOrder ?? record.scaleUpdatedAt;
   const mine = record.callbackOrder ? callbackStateKey(at, status, audits) : at;
-  if (known !== undefined && known.slice(0, mine.length) >= mine) return 'present';
+  if (known !== undefined && known >= mine) return 'present';
   // The response once, at the top (as `response`): a task's response can be large.
   const body = JSON.stringify({ task: { ...task, response: undefined }, response: task.response ?? {}, task_id: task.task_id, status: task.status, reconciled: true });
   // Named by the state's own time: running again before it is applied writes the same object, not another.
