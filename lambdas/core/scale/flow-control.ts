@@ -174,7 +174,8 @@ export class FlowControl {
     // Sent before the last decrease (or as it happened): the same overload, seen late.
     if (permit.sentAt <= this.lastDecreaseAt) return;
     const current = this.rateAt(now);
-    const share = this.accepted.length * (1000 / WINDOW_MS);
+    // Acceptances of the last window, which is a second: requests per second.
+    const share = this.accepted.length;
     // The share is the measure when the rate is not one Scale has accepted: unlimited, or more than doubled since.
     const byShare = !Number.isFinite(current) || (current >= 2 && current > 2 * this.base);
     if (byShare) {
