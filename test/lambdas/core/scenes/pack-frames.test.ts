@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LidarFrame, LidarPoint } from '../../../../lambdas/core/scenes/frame-format.js';
-import { encodePackedScene, packFrames, sceneOfPackedFrames, toPackedFrame, type PackedFrame } from '../../../../lambdas/core/scenes/pack-frames.js';
+import { encodePackedScene, orderFrames, packFrames, sceneOfPackedFrames, toPackedFrame, type PackedFrame } from '../../../../lambdas/core/scenes/pack-frames.js';
 import { parseSfsHeader } from '../../../../lambdas/core/scenes/sfs/reader.js';
 
 /*
@@ -47,6 +47,21 @@ describe('packing frames', () => {
     ['a time missing after the first point', [{ x: 0, y: 0, z: 0, t: 1 }, { x: 0, y: 0, z: 0 }], 'f.json: points[1].t: missing, while points[0] has one; give every point of a frame a time or none'],
   ])('refuses %s', (_name, points, message) => {
     expect(() => toPackedFrame(lidarFrame(1, points), 'f.json')).toThrow(message);
+  });
+
+  it('stores every point\'s position in order, three floats a point', () => {
+    const packed = toPackedFrame(lidarFrame(1, [{ x: 1, y: 2, z: 3 }, { x: 4, y: 5, z: 6 }, { x: -7.5, y: 8.25, z: 9 }]), 'f.json');
+    expect(packed.positions).toStrictEqual(new Float32Array([1, 2, 3, 4, 5, 6, -7.5, 8.25, 9]));
+  });
+
+  it.each([
+    ['listed in name order', ['a.json', 'b.json']],
+    ['listed in reverse name order', ['b.json', 'a.json']],
+  ])('names two frames at one time in name order, whichever way they are %s', (_, names) => {
+    const frames = names.map((name) => toPackedFrame(lidarFrame(7, [{ x: 0, y: 0, z: 0 }]), name));
+    expect(() => orderFrames([toPackedFrame(lidarFrame(3, [{ x: 0, y: 0, z: 0 }]), 'c.json'), ...frames])).toThrow(
+      'a.json and b.json: both have timestamp 7; each sweep needs a time of its own',
+    );
   });
 
   it('reports what a lidar frame of an .sfs has no place for', () => {
@@ -98,6 +113,18 @@ describe('the packed scene as an .sfs', () => {
       ['sensors.0.frames.1.points.positions', 'float32', [2, 3]],
       ['sensors.0.frames.1.points.intensities', 'uint8', [2]],
       ['sensors.0.frames.1.points.timestamps', 'uint32', [2]],
+    ]);
+  });
+
+  it('writes intensities as numbers (uint8) and any other byte array as raw bytes', () => {
+    const scene = packFrames([{ name: 'a.json', frame: lidarFrame(1, [{ x: 0, y: 0, z: 0, i: 7 }]) }]);
+    const file = Buffer.concat([...encodePackedScene({ ...scene, extra: { image: new Uint8Array(4) } }).chunks()]);
+    expect(parseSfsHeader(file, { fileSize: file.length }).items.map((i) => [i.keys.join('.'), i.dtype])).toEqual([
+      ['sensors.0.poses.timestamps', 'float64'],
+      ['sensors.0.poses.values', 'float64'],
+      ['sensors.0.frames.0.points.positions', 'float32'],
+      ['sensors.0.frames.0.points.intensities', 'uint8'],
+      ['extra.image', 'bytes'],
     ]);
   });
 
