@@ -74,7 +74,8 @@ export function resolveFrameKey(manifestKey: string, entry: string, scope: strin
   const normal = posix.normalize(posix.join(base, entry));
   // Normalizing from an absolute base clamps '..' at the root, so compare against the scope, not for '..'.
   const key = normal.slice(1);
-  if (key === '' || key.endsWith('/') || !key.startsWith(scope) || key === scope) return undefined;
+  // An empty key (the bucket's root) is the scope itself or outside it.
+  if (key.endsWith('/') || !key.startsWith(scope) || key === scope) return undefined;
   // Climbing out and back in ("../own-folder/x") is fine; climbing above the bucket's root is not.
   if (climbsAboveRoot(posix.dirname(manifestKey), entry)) return undefined;
   return key;

@@ -201,4 +201,19 @@ describe('manifest entries', () => {
     expect(resolveFrameKey('m.frames.json', './x.json', '')).toBe('x.json');
     expect(resolveFrameKey('d/m.frames.json', 'x', 'd/x')).toBeUndefined();
   });
+
+  it('lets a relative entry go down and back up, but never above the root a leading "/" starts from', () => {
+    expect(resolveFrameKey('m.frames.json', 'a/../x.json', '')).toBe('x.json');
+    expect(resolveFrameKey('d/m.frames.json', 'e/f/../../../d/x.json', 'd/')).toBe('d/x.json');
+    // '/' is the scope's root: nothing lies above it, not even on the way back into the scope.
+    expect(resolveFrameKey('d/m.frames.json', '/../d/x.json', 'd/')).toBeUndefined();
+    expect(resolveFrameKey('d/e/m.frames.json', '/e/../../d/x.json', 'd/')).toBeUndefined();
+  });
+
+  it('takes any other name as it is, spaces and punctuation included', () => {
+    for (const name of ['a b.json', 'x!', '#1 (copy).json']) {
+      expect(resolveFrameKey('m.frames.json', name, ''), name).toBe(name);
+      expect(resolveFrameKey('d/m.frames.json', name, 'd/'), name).toBe(`d/${name}`);
+    }
+  });
 });

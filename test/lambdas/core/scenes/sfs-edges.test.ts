@@ -147,6 +147,13 @@ describe('SFS header: sensors, time units and items', () => {
     );
   });
 
+  it('calls an item that ends exactly at the end of the file no truncated upload, however it overlaps the marker', () => {
+    const file = fileOf('{"version":"1.0","sensors":[],"$items":[{"keys":["m"],"offset":0,"length":12,"dtype":"uint8"}]}', new Uint8Array(12));
+    expect(reasonOf(() => parseSfsHeader(file, { fileSize: file.length }))).toBe(
+      'invalid scene header: $items[0] (m) spans bytes 0..12 of the binary section, which holds 12 bytes',
+    );
+  });
+
   it('shows at most 8 dimensions of a shape that does not match the bytes', () => {
     const shape = [1, 1, 1, 1, 1, 1, 1, 1, 2, 3];
     const file = fileOf(JSON.stringify({ version: '1.0', sensors: [], $items: [{ keys: ['p'], offset: 4, length: 4, dtype: 'int16', shape }] }), new Uint8Array(8));
@@ -173,6 +180,35 @@ describe('SFS header from a stream', () => {
       'not an .sfs scene: no zero byte within the first 16 bytes (the header size cap)',
     );
     expect(endless.counter.pulled).toBe(17);
+  });
+});
+
+describe('SFS header from a stream in chunks of 11 bytes', () => {
+  // The 32-byte header's zero byte is the last byte of the third chunk (bytes 22..32): the marker runs into the fourth.
+  function chunkStream(bytes: Uint8Array) {
+    const counter = { pulled: 0 };
+    async function* gen() {
+      for (let i = 0; i < bytes.length; i += 11) {
+        const chunk = bytes.subarray(i, i + 11);
+        counter.pulled += chunk.length;
+        yield chunk;
+      }
+    }
+    return { stream: gen(), counter };
+  }
+
+  it('reads on past the chunk that holds the zero byte until the whole marker is in, then stops', async () => {
+    const file = fileOf(EMPTY_SCENE, new Uint8Array(4 + 40));
+    const { stream, counter } = chunkStream(file);
+    expect((await readSfsHeader(stream, { fileSize: file.length })).binaryStart).toBe(32);
+    expect(counter.pulled).toBe(44);
+  });
+
+  it('sees a marker byte that arrives in the chunk after the zero byte', async () => {
+    const file = fileOf(EMPTY_SCENE, [0, 0, 0, 1, 0, 0, 0, 0]);
+    expect(await asyncReasonOf(() => readSfsHeader(chunkStream(file).stream, { fileSize: file.length }))).toBe(
+      'not an .sfs scene: the binary section does not begin with 4 zero bytes',
+    );
   });
 });
 

@@ -160,6 +160,14 @@ describe('what the store is told', () => {
     });
   });
 
+  it('on a first delivery of a deleted upload, rejects it and adopts nothing, whatever Scale would have answered', async () => {
+    // Only a resumed claim can follow a delivery that created a task; a first one has no earlier task to look for.
+    const { outcome, calls } = run({}, { current: { exists: false }, started: 'started', earlier: { task_id: 't0' } });
+    const reason = 'the object was deleted before it was processed (its current version is a delete marker, or it is gone)';
+    expect(await outcome).toStrictEqual({ kind: 'rejected', uniqueId: expect.any(String), reason });
+    expect(calls).toEqual([['recordRejection', expect.any(String), 'c1', reason, NOW]]);
+  });
+
   it('cancels the task it created over a rejection recorded meanwhile', async () => {
     const { outcome, calls } = run({}, { recorded: { overRejection: 'the object was deleted' } });
     expect(await outcome).toStrictEqual({ kind: 'canceled', uniqueId: expect.any(String), taskId: 't1' });
