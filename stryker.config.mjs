@@ -5,27 +5,76 @@
  * a re-run tests only mutants in changed code or covered by changed tests (reports/stryker-incremental.json).
  * The HTML report is reports/mutation/index.html. A score under `break` fails the command.
  *
- * Surviving mutants that are equivalent (no test can tell them apart from the original), with why:
- * - callbacks/apply-callback.ts:99 `response === undefined ? undefined : serialize(response)` -> `serialize(response)`:
+ * Surviving mutants that are equivalent (no test can tell them from the original), by file, with why. Line numbers
+ * are the source's as of this list; the report names each mutant by line, column and replacement.
+ *
+ * callbacks/
+ * - apply-callback.ts:99 `response === undefined ? undefined : serialize(response)` -> `serialize(response)`:
  *   JSON.stringify(undefined) is undefined already.
- * - callbacks/apply-callback.ts:133 `err instanceof RangeError` -> `true`: stringifying what JSON.parse made can only
- *   throw a RangeError (too deep, too long).
- * - callbacks/stored-callbacks.ts:18 `?? ''` -> another string (no coverage): GetObject always returns a Body, even
- *   for an empty object.
- * - callbacks/batch-schedule.ts:31 `lastOfKey.clear()` removed: after a barrier every later item waits for the
- *   barrier, which waited for every earlier item, so a key's earlier entry adds no ordering.
- * - scale/client.ts:198 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
+ * - apply-callback.ts:133 `err instanceof RangeError` -> `true`: stringifying what JSON.parse made can only throw a
+ *   RangeError (too deep, too long).
+ * - stored-callbacks.ts:18 `?? ''` -> another string (no coverage): GetObject always returns a Body, even for an
+ *   empty object.
+ * - batch-schedule.ts:31 `lastOfKey.clear()` removed: after a barrier every later item waits for the barrier, which
+ *   waited for every earlier item, so a key's earlier entry adds no ordering.
+ *
+ * scale/
+ * - client.ts:198 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
  *   JSON.stringify(undefined) is undefined, so no body is sent either way.
- * - scale/client.ts:248 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
- * - scale/client.ts:265 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request
- *   here, and it rejects with TimeoutError on every Node this runs on; the check is for runtimes that say AbortError.
- * - scale/retry.ts:43 `value.trim() === ''` -> `false` / `value === ''` / another string: a blank value goes on to
+ * - client.ts:248 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
+ * - client.ts:265 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request here, and
+ *   it rejects with TimeoutError on every Node this runs on; the check is for runtimes that say AbortError.
+ * - retry.ts:43 `value.trim() === ''` -> `false` / `value === ''` / another string: a blank value goes on to
  *   Date.parse(''), which is NaN, and gives undefined just the same.
- * - scale/schemas.ts:17 `catch { return false; }` -> `catch {}`: a refinement returning undefined fails like false.
- * - scale/flow-control.ts:255 `this.sent[0]! <= now - WINDOW_MS - this.maxMarginMs` -> `<`: a send exactly one
- *   window and margin old limits nothing (its window has ended; spacing uses only the newest send).
- * The other survivors in scale/flow-control.ts (23, and one without coverage: the fine structure of share measurement,
- * window bookkeeping and the reason's wording) are not equivalent; they wait for tests on virtual time.
+ * - schemas.ts:17 `catch { return false; }` -> `catch {}`: a refinement returning undefined fails like false.
+ * - flow-control.ts:97 `growthFrom = -Infinity` -> `+Infinity`: growthFrom is read only once the base is finite, and
+ *   every path that makes the base finite sets growthFrom first (restartGrowth).
+ * - flow-control.ts:126 `!Number.isFinite(this.base)` -> `false`: with an infinite base the growth formula gives
+ *   Infinity (or NaN when growth is 0), and every caller treats a rate that is not finite as unlimited.
+ * - flow-control.ts:180 `current >= 2` -> `current > 2`: at a rate of exactly 2 (base under 1) the share path
+ *   (ceiling ⌊2⌋ − 1) and the step path (⌊2⌋ − 1) both set the rate to 1 with the same growth, and late answers
+ *   cannot raise a ceiling of 1.
+ * - flow-control.ts:235 `this.forgetOld(now)` removed (in waitForTurn): settle forgets old entries too, and a send
+ *   older than a window and the largest margin can only give a turn time that has already passed.
+ * - flow-control.ts:259 `this.sent.length > 1` -> `false`: sends older than a window and the largest margin only give
+ *   turn times already past, and the share counts only acceptances of the last second.
+ * - flow-control.ts:259 `this.sent[0]! <= now - WINDOW_MS - this.maxMarginMs` -> `<`: a send exactly one window and
+ *   margin old limits nothing (its window has ended; spacing uses only the newest send).
+ * - flow-control.ts:260 `this.accepted.length > 0` -> `true` / `>= 0`: on an empty list accepted[0] is undefined and
+ *   `undefined <= n` is false, so the loop stops there anyway.
+ *
+ * tasks/
+ * - export-line.ts:151 `child !== null && typeof child === 'object'` -> `true` / `||` / either operand `true`: a
+ *   null or primitive pushed is skipped by the loop's first check when popped, before any depth test; the filter
+ *   only keeps them off the stack.
+ * - listing-cursor.ts:67 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
+ * - reconcile.ts:145 `task.unique_id ?? ''` -> another string: a task without unique_id is "not ours" either way,
+ *   since neither string matches the uniqueId pattern, which is tested before the id is used.
+ * - task-reader.ts:219 `after.updatedAt > lower` -> `>=`: when they are equal the assignment leaves lower unchanged.
+ * - task-reader.ts:223, 224 `lower !== undefined` / `upper !== undefined` -> `true`: lib-dynamodb drops an
+ *   ExpressionAttributeValues entry whose value is undefined, whatever its marshall options, so the request sent is
+ *   the same.
+ *
+ * scenes/
+ * - s3-event.ts:99 `upload.size !== undefined ? { size } : {}` -> `true ? …`: the object only goes through
+ *   JSON.stringify, which drops a size of undefined, so the notification text is the same.
+ * - scene-content.ts:154 `new Array(items.length)` -> `new Array()`: every index is assigned before Promise.all
+ *   resolves, and on a failure nothing is returned.
+ * - sfs/reader.ts:52 `named.length < 20` -> `<=`, and :158 `count++ < 20` -> `<=`: summarizeProblems names at most 20
+ *   itself and counts the rest from the total, so a 21st entry never shows.
+ * - sfs/writer.ts:101 `written < SFS_BINARY_MARKER_BYTES` -> `<=`, and `SFS_BINARY_MARKER_BYTES - written` -> `+`:
+ *   written is 0 or at least 8 (the first item is aligned to offset 8), never 4, and both give 4 when it is 0.
+ * - sfs/writer.ts:123 `{ objectMode: false }` -> `{}` / `true`: chunks() yields only Uint8Arrays, which the file stream
+ *   writes byte for byte in either mode, so the file is the same.
+ * - frame-format.ts:56 `text.length <= max` -> `false` / `<`, and :57 `text.length > 2 * max` -> `false`: shortcuts
+ *   before counting code points; the count gives the same answer (and stops after max + 1 characters).
+ * - frame-format.ts:135 the fast count once enough bad points are named -> `false` / block emptied: the same count and
+ *   message, only slower (every point explained by the schema: seconds for a million).
+ * - frame-format.ts:172 `message.slice(0, 200)` -> `message`: V8's JSON.parse messages quote a few characters of the
+ *   input (at most 68 characters over 300,000 random malformed inputs); the cut is for runtimes that quote more.
+ * - pack-frames.ts:81 `a.name > b.name ? 1 : 0` -> `true` / `false` / `>=` / `<=`, and `a.name < b.name` -> `<=`:
+ *   V8's sort only asks whether the comparator is negative, so 1 and 0 order alike; two frames of one name and one
+ *   timestamp are refused with the same message in either order.
  */
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
