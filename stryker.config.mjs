@@ -34,6 +34,8 @@
  * - flow-control.ts:180 `current >= 2` -> `current > 2`: at a rate of exactly 2 (base under 1) the share path
  *   (ceiling ⌊2⌋ − 1) and the step path (⌊2⌋ − 1) both set the rate to 1 with the same growth, and late answers
  *   cannot raise a ceiling of 1.
+ * - flow-control.ts:252 `this.lastRetryAfterMs !== undefined` -> `true`: pausedUntil is above 0 only once a 429 gave
+ *   a Retry-After, and a turn at pausedUntil later than now (an epoch time) is above 0.
  * - flow-control.ts:235 `this.forgetOld(now)` removed (in waitForTurn): settle forgets old entries too, and a send
  *   older than a window and the largest margin can only give a turn time that has already passed.
  * - flow-control.ts:259 `this.sent.length > 1` -> `false`: sends older than a window and the largest margin only give

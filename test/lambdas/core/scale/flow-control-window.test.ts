@@ -103,6 +103,21 @@ describe('a refused turn', () => {
     });
   });
 
+  it('does not name a Retry-After that ends the very moment the turn is asked for', async () => {
+    const clock = new VirtualClock();
+    const flow = new FlowControl({ clock, ...FROZEN });
+    const only = await send(flow);
+    await clock.run(20);
+    flow.settle(only, { rateLimited: true, retryAfterMs: 3_000 });
+    expect(flow.state()).toMatchObject({ rate: 1, pausedUntil: 3_020 });
+    await clock.run(3_020);
+    expect(await flow.acquire(3_000)).toEqual({
+      ok: false,
+      waitMs: 0,
+      reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 0 ms, after the deadline",
+    });
+  });
+
   it('does not name a Retry-After that ended before the request asked, after several sends', async () => {
     const clock = new VirtualClock();
     const flow = new FlowControl({ clock, ...FROZEN });

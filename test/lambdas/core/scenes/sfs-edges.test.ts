@@ -204,6 +204,13 @@ describe('SFS header from a stream in chunks of 11 bytes', () => {
     expect(counter.pulled).toBe(44);
   });
 
+  it('reads the rest of the marker of a header exactly as long as the cap, though the bytes read pass the cap', async () => {
+    const file = fileOf(EMPTY_SCENE, new Uint8Array(4 + 40));
+    const { stream, counter } = chunkStream(file);
+    expect((await readSfsHeader(stream, { fileSize: file.length, maxHeaderBytes: 32 })).binaryStart).toBe(32);
+    expect(counter.pulled).toBe(44);
+  });
+
   it('sees a marker byte that arrives in the chunk after the zero byte', async () => {
     const file = fileOf(EMPTY_SCENE, [0, 0, 0, 1, 0, 0, 0, 0]);
     expect(await asyncReasonOf(() => readSfsHeader(chunkStream(file).stream, { fileSize: file.length }))).toBe(

@@ -35,7 +35,11 @@ const T = (s: number) => new Date(Date.UTC(2026, 10, 30, 4, 0, s)).toISOString()
 const raw = async (uniqueId: string) => (await doc.send(new GetCommand({ TableName: 'tasks', Key: { uniqueId } }))).Item;
 
 describe('documentClient: optional fields left undefined', () => {
+  // Built in the test itself, not in a hook: what is checked is the client documentClient() gives at that moment.
+  const freshStore = () => new DynamoTaskStore(documentClient(client), 'tasks');
+
   it('stores a refusal without an HTTP status (Scale gave none) as its message alone', async () => {
+    const store = freshStore();
     const upload = { uniqueId: 'sfs-dc-1', bucket: 'scenes', key: 'dc/1.sfs', sceneFormat: 'sensor_fusion' as const, project: 'p' };
     expect(await store.startSubmission(upload, 'claim-1', T(0))).toBe('started');
     // As create-task builds it from a ScaleApiError whose status is optional.
@@ -45,6 +49,7 @@ describe('documentClient: optional fields left undefined', () => {
   });
 
   it('stores result files whose optional fields are undefined without them', async () => {
+    const store = freshStore();
     const id = 'sfs-dc-2';
     const update = {
       uniqueId: id, taskId: 'task-2', status: 'completed' as const, scaleUpdatedAt: T(2), order: `${T(2)}#1#000000#${T(2)}#k2`, digest: 'd2', archive: { bucket: 'results', key: 'cb/2.json' },
