@@ -1,42 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseSfsHeader, readSfsHeader } from '../../../../lambdas/core/scenes/sfs/reader.js';
 import { encodeSfs, encodeSfsToBuffer } from '../../../../lambdas/core/scenes/sfs/writer.js';
+import { asyncReasonOf, fileOf, reasonOf } from './sfs-bytes.js';
 
 /*
  * Header parsing at its exact bounds: the size cap, the end of a short prefix, the marker, the item layout. Files
- * are built here byte by byte (JSON, space padding, binary section), never by the product's writer, and every
- * reason is compared whole.
+ * are built byte by byte (sfs-bytes.ts), never by the product's writer, and every reason is compared whole.
  */
 
 const ascii = (text: string) => Buffer.from(text, 'latin1');
-
-/** JSON padded with spaces to a multiple of 4, then `binary` (by default the bare 4-byte marker). */
-function fileOf(json: string | Buffer, binary: ArrayLike<number> = [0, 0, 0, 0]): Buffer {
-  const bytes = typeof json === 'string' ? Buffer.from(json, 'utf8') : json;
-  const padded = Buffer.alloc(Math.ceil(bytes.length / 4) * 4, 0x20);
-  bytes.copy(padded);
-  return Buffer.concat([padded, Buffer.from(Array.from(binary))]);
-}
-
-const reasonOf = (run: () => unknown): string => {
-  try {
-    run();
-  } catch (err) {
-    expect((err as Error).name).toBe('SfsFormatError');
-    return (err as Error).message;
-  }
-  throw new Error('accepted');
-};
-
-const asyncReasonOf = async (run: () => Promise<unknown>): Promise<string> => {
-  try {
-    await run();
-  } catch (err) {
-    expect((err as Error).name).toBe('SfsFormatError');
-    return (err as Error).message;
-  }
-  throw new Error('accepted');
-};
 
 /** One byte per chunk, counting what the reader pulled: the finest grain a stream can have. */
 function byteStream(bytes: Uint8Array) {

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { fileOf, reasonOf } from './sfs-bytes.js';
 
 /*
  * What the reader's module-level parts say and allow: the header schema's own wording for each top-level field, and
@@ -12,23 +13,6 @@ async function freshReader() {
   return import('../../../../lambdas/core/scenes/sfs/reader.js');
 }
 
-/** JSON padded with spaces to a multiple of 4, then the 4-byte marker. */
-function fileOf(json: string): Buffer {
-  const bytes = Buffer.from(json, 'utf8');
-  const padded = Buffer.alloc(Math.ceil(bytes.length / 4) * 4, 0x20);
-  bytes.copy(padded);
-  return Buffer.concat([padded, Buffer.alloc(4)]);
-}
-
-function reasonOf(run: () => unknown): string {
-  try {
-    run();
-  } catch (err) {
-    expect((err as Error).name).toBe('SfsFormatError');
-    return (err as Error).message;
-  }
-  throw new Error('accepted');
-}
 
 describe("the header schema's wording", () => {
   it('names a version that is missing or not a string', async () => {
