@@ -88,34 +88,25 @@ describe('a refused turn', () => {
     });
   });
 
-  it('does not name a Retry-After long over, after a single send, with the latest start already past', async () => {
+  /** One send refused at 20 ms with a Retry-After; at `askAt` a turn is asked for whose latest start has passed. */
+  async function askAfterRetryAfter(retryAfterMs: number, pausedUntil: number, askAt: number, latestStart: number) {
     const clock = new VirtualClock();
     const flow = new FlowControl({ clock, ...FROZEN });
     const only = await send(flow);
     await clock.run(20);
-    flow.settle(only, { rateLimited: true, retryAfterMs: 100 });
-    expect(flow.state()).toMatchObject({ rate: 1, pausedUntil: 120 });
-    await clock.run(2_000);
-    expect(await flow.acquire(1_500)).toEqual({
-      ok: false,
-      waitMs: 0,
-      reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 0 ms, after the deadline",
-    });
+    flow.settle(only, { rateLimited: true, retryAfterMs });
+    expect(flow.state()).toMatchObject({ rate: 1, pausedUntil });
+    await clock.run(askAt);
+    return flow.acquire(latestStart);
+  }
+  const PACED_ONLY = { ok: false, waitMs: 0, reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 0 ms, after the deadline" };
+
+  it('does not name a Retry-After long over, after a single send, with the latest start already past', async () => {
+    expect(await askAfterRetryAfter(100, 120, 2_000, 1_500)).toEqual(PACED_ONLY);
   });
 
   it('does not name a Retry-After that ends the very moment the turn is asked for', async () => {
-    const clock = new VirtualClock();
-    const flow = new FlowControl({ clock, ...FROZEN });
-    const only = await send(flow);
-    await clock.run(20);
-    flow.settle(only, { rateLimited: true, retryAfterMs: 3_000 });
-    expect(flow.state()).toMatchObject({ rate: 1, pausedUntil: 3_020 });
-    await clock.run(3_020);
-    expect(await flow.acquire(3_000)).toEqual({
-      ok: false,
-      waitMs: 0,
-      reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 0 ms, after the deadline",
-    });
+    expect(await askAfterRetryAfter(3_000, 3_020, 3_020, 3_000)).toEqual(PACED_ONLY);
   });
 
   it('does not name a Retry-After that ended before the request asked, after several sends', async () => {
