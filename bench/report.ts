@@ -18,10 +18,11 @@ export function formatResults(results: Results): string {
     out.push(
       'Burst: N uploads while Scale allows R requests/s (Retry-After 1 s); wall from the first upload until every upload has a task',
       table(
-        ['N', 'R/s', 'wall s', 'bound s', 'ratio', '429 share', 'dup', 'lost', 'tasks/s', 'upload→task p50/p99 ms', 'cores', 'load'],
+        ['N', 'R/s', 'flow control', 'wall s', 'bound s', 'ratio', '429 share', 'dup', 'lost', 'tasks/s', 'upload→task p50/p99 ms', 'cores', 'load'],
         results.burst.map((b) => [
           b.parameters.uploads,
           b.parameters.rate ?? 'none',
+          b.parameters.flowControl,
           b.wallSeconds.toFixed(1),
           b.boundSeconds?.toFixed(1) ?? '-',
           b.ratio?.toFixed(3) ?? '-',
