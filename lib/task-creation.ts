@@ -58,6 +58,7 @@ export class TaskCreation extends Construct {
         billing: Billing.onDemand(),
         // One item of a learnt rate and a schedule, stale after a quiet minute (then the next burst learns the limit
         // anew): nothing worth keeping past the stack, or restoring from a backup, so no PITR and no retained table.
+        // No stream (nothing reacts to it), and DynamoDB's default encryption at rest: it holds no customer data.
         removalPolicy: RemovalPolicy.DESTROY,
       });
       // Read the state, take tickets and write decreases with conditional updates: nothing else, no one else.
