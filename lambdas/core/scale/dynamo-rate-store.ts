@@ -49,13 +49,14 @@ export class DynamoRateStore implements RateStore {
     return { tickets: ticketsFrom(first, count, gapMs, rate, state.epoch), state };
   }
 
-  async lowerRate(seen: RateState, next: Decrease, instance: string, signal?: AbortSignal): Promise<{ ok: boolean; state: RateState }> {
+  async lowerRate(seen: RateState, next: Decrease, signal?: AbortSignal): Promise<{ ok: boolean; state: RateState }> {
     const expr = new UpdateExpression();
     const { resumeAt, ...fields } = next;
     for (const [field, value] of Object.entries(fields)) expr.setOrRemove(field, value ?? undefined);
     expr.set('issued', 0);
     expr.set('epoch', seen.epoch + 1);
-    expr.set('reporters', new Set([instance]));
+    // A string set cannot be empty: no shares reported yet is no attribute.
+    expr.remove('reporters');
     if (resumeAt !== null) expr.set('tatMicros', micros(toMicros(resumeAt)));
     else {
       const tat = expr.name('tatMicros');

@@ -8,7 +8,8 @@
  *   ticket is due), evenly spaced at the rate, whichever instance sends them. An even schedule never fills Scale's
  *   one-second window unevenly, and no instance holds messages at a fraction of the limit while others are idle.
  * - The first 429 of a burst: Scale's window is full of what the instances sent, so each instance adds what Scale
- *   accepted from it in the last second; the shares add up to the limit.
+ *   accepted of its requests sent in the second before the refused one (counted once their answers are in: a 429
+ *   comes back faster than a created task); the shares add up to the limit.
  * - Growth is counted in tickets, not time: after PROBE_EVERY tickets at a rate that held, probes try higher
  *   (+1, +2, +4…, or halfway to the lowest rate refused since), a step each; a 429 to a probe falls back to the
  *   step before it, which held a whole window.
@@ -42,7 +43,7 @@ const FALL_FACTOR = 0.5;
 export interface RateState {
   /** Raised by each decrease: a 429 to a request sent under an older epoch met an overload already handled. */
   epoch: number;
-  /** Requests/s that held a whole window (or the first 429's sum of shares); null: never limited. */
+  /** Requests/s that held a whole window (or the sum of the shares reported so far); null: never limited. */
   base: number | null;
   /** The lowest rate refused since: probes search below it before going past it. */
   ceiling: number | null;
@@ -50,6 +51,7 @@ export interface RateState {
   issued: number;
   /** Of them, those before the first probe. */
   holdTickets: number;
+  /** When the last decrease was made; for a discovery, when the refused request was sent (the shares' second ends there). */
   changedAt: number;
   /** When the next ticket is due. */
   tat: number;
@@ -57,7 +59,7 @@ export interface RateState {
   discovering: boolean;
   /** Set by a 429 at a rate that had held: jitter, or the limit fell; another 429 soon says which. */
   suspect: boolean;
-  /** Instances that wrote this epoch (the decrease, and the shares reported). */
+  /** Instances that reported their share in this epoch's discovery. */
   reporters: string[];
   /** Raised by every write: a reader keeps the newest copy it has seen. */
   version: number;
@@ -84,8 +86,9 @@ export interface Ticket {
   epoch: number;
 }
 
-/** What a request was sent under: the epoch it knew, and the rate (Infinity: unlimited, without a ticket). */
+/** What a request was sent under: when, the epoch it knew, and the rate (Infinity: unlimited, without a ticket). */
 export interface SentUnder {
+  sentAt: number;
   epoch: number;
   rate: number;
 }
@@ -124,13 +127,14 @@ export function rateAt(s: RateState, now: number): number {
 
 /**
  * What a 429 to a request sent under `sent` makes of the shared state `s` (to be written only if `s` is still
- * current). `share`: requests Scale accepted from this instance in the last second; `pauseMs`: how long the fleet
- * waits when Scale's window must empty (Retry-After, and a margin for the instances' clocks).
+ * current). `pauseMs`: how long the fleet waits when Scale's window must empty (Retry-After, and a margin for the
+ * instances' clocks).
  */
-export function decrease(s: RateState, sent: SentUnder, now: number, share: number, pauseMs: number): Decrease {
+export function decrease(s: RateState, sent: SentUnder, now: number, pauseMs: number): Decrease {
   const at = { changedAt: now, discovering: false, suspect: false };
-  // The burst's first 429: Scale's window is full of what the instances sent; their shares add up to the limit.
-  if (sent.rate === Infinity) return { ...at, base: share, ceiling: null, holdTickets: PROBE_EVERY, discovering: true, resumeAt: now + pauseMs };
+  // The burst's first 429: Scale's window is full of what the instances sent; the shares they report while the fleet
+  // waits (each of the second before the refused request was sent) add up to the limit.
+  if (sent.rate === Infinity) return { ...at, base: 0, ceiling: null, holdTickets: PROBE_EVERY, changedAt: sent.sentAt, discovering: true, resumeAt: now + pauseMs };
   const base = baseOf(s);
   if (sent.rate > base) {
     // A probe failed: keep the step before it, which held a whole window, and search between the two.

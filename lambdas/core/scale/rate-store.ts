@@ -1,3 +1,4 @@
+import type { FlowClock } from './flow-control.js';
 import { afterTickets, micros, MIN_RATE, ticketsFrom, toMicros, UNLIMITED, WINDOW_MS, type Decrease, type RateState, type Ticket } from './rate-rules.js';
 
 /**
@@ -13,8 +14,8 @@ export interface RateStore {
    * held) or at `earliest` after a lull; none, with the current state, if `seen` is out of date.
    */
   takeTickets(request: TicketRequest, signal?: AbortSignal): Promise<{ tickets: Ticket[]; state: RateState }>;
-  /** Writes `next` and opens the next epoch, if `seen`'s epoch is still current (`ok: false` and the state if not). */
-  lowerRate(seen: RateState, next: Decrease, instance: string, signal?: AbortSignal): Promise<{ ok: boolean; state: RateState }>;
+  /** Writes `next` and opens the next epoch (no share reported yet), if `seen`'s epoch is still current (`ok: false` and the state if not). */
+  lowerRate(seen: RateState, next: Decrease, signal?: AbortSignal): Promise<{ ok: boolean; state: RateState }>;
   /** Adds `share` to the base, once per instance, while the first 429's epoch is still discovering. */
   reportShare(epoch: number, instance: string, share: number, signal?: AbortSignal): Promise<RateState>;
 }
@@ -66,7 +67,7 @@ export class MemoryRateStore implements RateStore {
     return { tickets: ticketsFrom(first, count, gapMs, rate, epoch), state: copy(this.item) };
   }
 
-  async lowerRate(seen: RateState, next: Decrease, instance: string): Promise<{ ok: boolean; state: RateState }> {
+  async lowerRate(seen: RateState, next: Decrease): Promise<{ ok: boolean; state: RateState }> {
     this.writes++;
     if (this.item.epoch !== seen.epoch) {
       this.reads++;
@@ -74,7 +75,7 @@ export class MemoryRateStore implements RateStore {
     }
     const { resumeAt, ...fields } = next;
     const tat = resumeAt === null ? (micros(Number.isFinite(this.item.tat) ? this.item.tat : toMicros(next.changedAt)) + micros(slackAfterDecrease(next))) / 1e3 : toMicros(resumeAt);
-    this.write({ ...fields, tat, issued: 0, epoch: this.item.epoch + 1, reporters: [instance] });
+    this.write({ ...fields, tat, issued: 0, epoch: this.item.epoch + 1, reporters: [] });
     return { ok: true, state: copy(this.item) };
   }
 
@@ -92,3 +93,14 @@ export class MemoryRateStore implements RateStore {
 }
 
 const copy = (s: Readonly<RateState>): RateState => ({ ...s, reporters: [...s.reporters] });
+
+const TIMED_OUT = Symbol('timed out');
+
+/** A store request bounded by `timeoutMs` of `clock`: past it, aborted and failed. */
+export async function within<T>(clock: FlowClock, timeoutMs: number, request: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const answer = await Promise.race([request(abort.signal), clock.sleep(timeoutMs).then(() => TIMED_OUT)]);
+  if (answer !== TIMED_OUT) return answer as T;
+  abort.abort();
+  throw new Error(`the rate store did not answer within ${timeoutMs} ms`);
+}

@@ -1,19 +1,22 @@
 import { randomUUID } from 'node:crypto';
+import { AnswerLog } from './answer-log.js';
 import { FlowControl, SYSTEM_CLOCK, type FlowAnswer, type FlowClock, type FlowState, type Permit, type RequestPacer, type Turn } from './flow-control.js';
-import { decrease, HORIZON_MS, LEAD_MS, rateAt, ticketGap, ticketsPerTake, toMicros, UNLIMITED, WINDOW_MS, type RateState, type SentUnder, type Ticket } from './rate-rules.js';
-import type { RateStore } from './rate-store.js';
+import { decrease, HORIZON_MS, LEAD_MS, rateAt, ticketGap, ticketsPerTake, toMicros, UNLIMITED, WINDOW_MS, type RateState, type SentUnder } from './rate-rules.js';
+import { within, type RateStore } from './rate-store.js';
+import { TicketWaiters, type TicketOutcome } from './ticket-waiters.js';
 
 /**
  * One Scale rate for every create-task instance (the rules: rate-rules.ts), with FlowControl's contract: a turn
  * per request, refused at once when it would come after the caller's latest start; every permit settled with its
  * answer.
  *
- * - Unlimited, without a store request, until a 429 is known: the state is read once, at the first request, so
- *   that an instance joining a limited burst keeps to the rate from its first request.
+ * - Unlimited, without a store write, until a 429 is known: the state is read at the first request (an instance
+ *   joining a limited burst keeps to the rate from its first request), and again at most once a second while it
+ *   sends, not waited for (so it hears of a limit another instance met).
  * - Limited: one write at a time per instance takes tickets for as many waiting requests as HORIZON_MS holds;
  *   each request is sent when its ticket is due.
  * - A 429: while unlimited, Retry-After holds back the whole instance (with tickets the schedule does); the first
- *   429 of an epoch writes the decrease (or this instance's share, when another wrote it first).
+ *   429 of an epoch writes the decrease. Every instance that hears of a discovery adds its share once.
  * - The store out of reach (an error, a throttle, no answer within `storeTimeoutMs`): the instance keeps to a
  *   FlowControl of its own for `fallbackMs`, limited to its share of the rate known (never unlimited into a known
  *   limit), then reads the store again.
@@ -39,13 +42,12 @@ export interface SharedFlowState extends FlowState {
 }
 
 /** What a permit was given under: a shared rate (or none), or the fallback's flow control. */
-type Issued = ({ kind: 'shared' } & SentUnder) | { kind: 'local'; flow: FlowControl };
-type Waiter = { latestStart: number; done: boolean; resolve: (outcome: Ticket | Turn | 'again') => void };
+type Issued = { kind: 'shared'; epoch: number; rate: number } | { kind: 'local'; flow: FlowControl };
 
-/** Round trips remembered for the jitter margin, and the margin before any is known. */
-const ROUND_TRIPS_KEPT = 64;
-const DEFAULT_MARGIN_MS = 2;
-const TIMED_OUT = Symbol('timed out');
+/** How often an instance looks whether the answers its share waits for are in. */
+const SHARE_POLL_MS = 10;
+/** While unlimited and sending, the state is read again at most this often: a limit another instance met is heard of. */
+const REFRESH_MS = 1_000;
 
 export class SharedFlowControl implements RequestPacer {
   readonly instanceId: string;
@@ -56,16 +58,17 @@ export class SharedFlowControl implements RequestPacer {
   /** The newest state seen (the version rules); before the first read, older than any. */
   private known: RateState = { ...UNLIMITED, version: -1 };
   private started: Promise<boolean> | undefined;
+  private readAt = -Infinity;
   private fallback: { flow: FlowControl; until: number } | undefined;
   private pausedUntil = 0;
   private lastRetryAfterMs: number | undefined;
   /** The last epoch this instance wrote a 429 for: one write per overload, however many of its requests met it. */
   private reactedTo = -1;
-  private readonly waiters: Waiter[] = [];
+  private reportedIn = -1;
+  private readonly waiters: TicketWaiters;
   private taking = false;
   private readonly issued = new WeakMap<Permit, Issued>();
-  private readonly accepted: number[] = [];
-  private readonly roundTrips: number[] = [];
+  private readonly answers: AnswerLog;
   private waiting = 0;
   private decreases = 0;
   private rateLimited = 0;
@@ -79,6 +82,8 @@ export class SharedFlowControl implements RequestPacer {
     this.storeTimeoutMs = options.storeTimeoutMs ?? 1_000;
     this.fallbackMs = options.fallbackMs ?? 30_000;
     this.maxMarginMs = options.maxMarginMs ?? 50;
+    this.answers = new AnswerLog(this.maxMarginMs);
+    this.waiters = new TicketWaiters(this.clock, (at) => this.refusal(at, this.clock.now()));
   }
 
   async acquire(latestStart: number): Promise<Turn> {
@@ -95,13 +100,7 @@ export class SharedFlowControl implements RequestPacer {
     if (!issued) return;
     this.issued.delete(permit);
     const now = this.clock.now();
-    const share = this.shareAt(now);
-    if (!answer.rateLimited) {
-      this.accepted.push(now);
-      // Accepted answers only: a 429 comes back without the work a created task costs, and would widen the spread.
-      this.roundTrips.push(now - permit.sentAt);
-      if (this.roundTrips.length > ROUND_TRIPS_KEPT) this.roundTrips.shift();
-    }
+    this.answers.answered(permit, !answer.rateLimited, now);
     if (issued.kind === 'local') return issued.flow.settle(permit, answer);
     if (!answer.rateLimited) return;
     this.rateLimited++;
@@ -112,7 +111,7 @@ export class SharedFlowControl implements RequestPacer {
     if (issued.rate === Infinity) this.pausedUntil = Math.max(this.pausedUntil, now + pauseMs);
     if (issued.epoch > this.reactedTo) {
       this.reactedTo = issued.epoch;
-      void this.react(issued, now, share, pauseMs);
+      void this.react({ sentAt: permit.sentAt, epoch: issued.epoch, rate: issued.rate }, now, pauseMs);
     }
   }
 
@@ -136,7 +135,11 @@ export class SharedFlowControl implements RequestPacer {
       if (this.fallback) return this.localTurn(this.fallback.flow, latestStart);
       if (!(await this.start())) continue;
       const rate = rateAt(this.known, this.clock.now());
-      if (rate === Infinity) return this.grant({ kind: 'shared', epoch: this.known.epoch, rate });
+      if (rate === Infinity) {
+        // Not waited for: a read costs no write, and nothing waits on it while no limit is known.
+        if (this.clock.now() - this.readAt >= REFRESH_MS) void this.read();
+        return this.grant({ kind: 'shared', epoch: this.known.epoch, rate });
+      }
       const outcome = await this.ticket(latestStart);
       if (outcome === 'again') continue;
       if ('ok' in outcome) return outcome;
@@ -148,13 +151,22 @@ export class SharedFlowControl implements RequestPacer {
 
   /** The first read of the state (again after a fallback); false when it failed and the fallback began. */
   private start(): Promise<boolean> {
-    this.started ??= this.storeCall((signal) => this.store.read(signal)).then((state) => state !== undefined && (this.learn(state), true));
+    this.started ??= this.read();
     return this.started;
+  }
+
+  private async read(): Promise<boolean> {
+    this.readAt = this.clock.now();
+    const state = await this.storeCall((signal) => this.store.read(signal));
+    if (state) this.learn(state);
+    return state !== undefined;
   }
 
   private grant(issued: Issued): Turn {
     const permit: Permit = { sentAt: this.clock.now() };
     this.issued.set(permit, issued);
+    // Unlimited requests may be what a discovery counts: its share waits for their answers.
+    if (issued.kind === 'shared' && issued.rate === Infinity) this.answers.sent(permit);
     return { ok: true, permit };
   }
 
@@ -165,17 +177,10 @@ export class SharedFlowControl implements RequestPacer {
   }
 
   /** Waits for a ticket (refused at once, or at `latestStart`, if it cannot come by then); 'again': ask anew. */
-  private ticket(latestStart: number): Promise<Ticket | Turn | 'again'> {
-    return new Promise((resolve) => {
-      // Answered once: by a ticket, a refusal, or the timer at its latest start, whichever comes first.
-      const waiter: Waiter = { latestStart, done: false, resolve: (outcome) => void (!waiter.done && ((waiter.done = true), resolve(outcome))) };
-      this.waiters.push(waiter);
-      const expected = this.expectedSendAt(this.waiters.length - 1);
-      if (expected > latestStart) return this.refuseWaiter(waiter, expected);
-      // However long the store takes, the caller hears by its latest start.
-      if (Number.isFinite(latestStart)) void this.clock.sleep(latestStart - this.clock.now()).then(() => this.refuseWaiter(waiter, this.expectedSendAt(this.waiters.indexOf(waiter))));
-      if (!this.taking) void this.take();
-    });
+  private ticket(latestStart: number): Promise<TicketOutcome> {
+    const outcome = this.waiters.wait(latestStart, (position) => this.expectedSendAt(position));
+    if (!this.taking) void this.take();
+    return outcome;
   }
 
   /** When the waiter at `position` would be sent, by the schedule known now. */
@@ -183,14 +188,7 @@ export class SharedFlowControl implements RequestPacer {
     const now = this.clock.now();
     const rate = rateAt(this.known, now);
     if (rate === Infinity) return now;
-    return Math.max(this.known.tat, now + LEAD_MS) + Math.max(0, position) * ticketGap(rate, this.margin());
-  }
-
-  private refuseWaiter(waiter: Waiter, at: number): void {
-    if (waiter.done) return;
-    const i = this.waiters.indexOf(waiter);
-    if (i >= 0) this.waiters.splice(i, 1);
-    waiter.resolve(this.refusal(at, this.clock.now()));
+    return Math.max(this.known.tat, now + LEAD_MS) + Math.max(0, position) * ticketGap(rate, this.answers.margin());
   }
 
   /** One write at a time per instance, for as many waiting requests as the horizon holds at the rate. */
@@ -200,71 +198,57 @@ export class SharedFlowControl implements RequestPacer {
       while (this.waiters.length > 0 && !this.fallback) {
         const now = this.clock.now();
         const rate = rateAt(this.known, now);
-        if (rate === Infinity) return this.releaseWaiters();
+        if (rate === Infinity) return this.waiters.releaseAll();
         const early = this.known.tat - HORIZON_MS - now;
         if (early > 0) {
           await this.clock.sleep(early);
           continue;
         }
         const seen = this.known;
-        const request = { earliest: toMicros(now + LEAD_MS), seen, rate, gapMs: ticketGap(rate, this.margin()), count: ticketsPerTake(rate, this.waiters.length) };
+        const request = { earliest: toMicros(now + LEAD_MS), seen, rate, gapMs: ticketGap(rate, this.answers.margin()), count: ticketsPerTake(rate, this.waiters.length) };
         const answer = await this.storeCall((signal) => this.store.takeTickets(request, signal));
         if (!answer) return;
         // Refused on the very state it was asked under: the item is not one this code wrote.
         if (answer.tickets.length === 0 && answer.state.version === seen.version) return this.fallBack(new Error('the rate store refused tickets on the state it holds'));
         this.learn(answer.state);
-        for (const ticket of answer.tickets) this.deliver(ticket);
+        for (const ticket of answer.tickets) this.waiters.deliver(ticket);
       }
     } finally {
       this.taking = false;
     }
   }
 
-  /** A ticket to the first waiter that can use it; those it comes too late for are refused (later ones come later). */
-  private deliver(ticket: Ticket): void {
-    for (let waiter = this.waiters.shift(); waiter; waiter = this.waiters.shift()) {
-      if (ticket.sendAt <= waiter.latestStart && !waiter.done) return waiter.resolve(ticket);
-      waiter.resolve(this.refusal(ticket.sendAt, this.clock.now()));
-    }
-  }
-
-  private releaseWaiters(): void {
-    for (const waiter of this.waiters.splice(0)) waiter.resolve('again');
-  }
-
-  private async react(sent: SentUnder, now: number, share: number, pauseMs: number): Promise<void> {
+  private async react(sent: SentUnder, now: number, pauseMs: number): Promise<void> {
     // A lost race is one re-read away from settled: a few attempts bound it.
     for (let attempt = 0; attempt < 3 && !this.fallback; attempt++) {
       const seen = this.known;
-      if (sent.epoch < seen.epoch) {
-        // Another instance lowered the rate for this overload already; a discovery still wants this one's share.
-        const joins = seen.discovering && sent.rate === Infinity && share > 0 && now - seen.changedAt < pauseMs && !seen.reporters.includes(this.instanceId);
-        const state = joins ? await this.storeCall((signal) => this.store.reportShare(seen.epoch, this.instanceId, share, signal)) : undefined;
-        if (state) this.learn(state);
-        return;
-      }
+      // Another instance lowered the rate for this overload already (a discovery it opened has this one's share: learn).
+      if (sent.epoch < seen.epoch) return;
       // The margin covers the instances' clocks at the seam of a pause too.
-      const next = decrease(seen, sent, now, share, pauseMs + this.margin());
-      const answer = await this.storeCall((signal) => this.store.lowerRate(seen, next, this.instanceId, signal));
+      const next = decrease(seen, sent, now, pauseMs + this.answers.margin());
+      const answer = await this.storeCall((signal) => this.store.lowerRate(seen, next, signal));
       if (!answer) return;
       this.learn(answer.state);
       if (answer.ok) return void this.decreases++;
     }
   }
 
+  /**
+   * Adds what Scale accepted of this instance's requests sent in the second before the discovery's refused one, once
+   * their answers are in (a 429 comes back sooner than a created task), or when the fleet resumes, whichever is first.
+   * Once per discovery, whoever opened it: every instance that sent in that second has a share of the limit.
+   */
+  private async reportShare(discovery: RateState): Promise<void> {
+    while (this.answers.unansweredUntil(discovery.changedAt) > 0 && this.clock.now() < discovery.tat) await this.clock.sleep(SHARE_POLL_MS);
+    const share = this.answers.acceptedIn(discovery.changedAt);
+    if (share === 0) return;
+    const state = await this.storeCall((signal) => this.store.reportShare(discovery.epoch, this.instanceId, share, signal));
+    if (state) this.learn(state);
+  }
+
   /** One store request, bounded by storeTimeoutMs; undefined when it failed (the fallback has begun). */
-  private async storeCall<T>(request: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> {
-    const abort = new AbortController();
-    const timeout = this.clock.sleep(this.storeTimeoutMs).then(() => TIMED_OUT);
-    try {
-      const answer = await Promise.race([request(abort.signal), timeout]);
-      if (answer !== TIMED_OUT) return answer as T;
-      abort.abort();
-      throw new Error(`the rate store did not answer within ${this.storeTimeoutMs} ms`);
-    } catch (err) {
-      this.fallBack(err);
-      return undefined;
-    }
+  private storeCall<T>(request: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> {
+    return within(this.clock, this.storeTimeoutMs, request).catch((err: unknown) => void this.fallBack(err));
   }
 
   private fallBack(error: unknown): void {
@@ -273,27 +257,19 @@ export class SharedFlowControl implements RequestPacer {
     const flow = new FlowControl({ clock: this.clock, maxMarginMs: this.maxMarginMs });
     const known = rateAt(this.known, now);
     // Its share of the limit known (at least a request a second): the others keep theirs, and FlowControl grows from it.
-    if (Number.isFinite(known)) flow.limitTo(Math.max(1, Math.min(known, this.shareAt(now))));
+    if (Number.isFinite(known)) flow.limitTo(Math.max(1, Math.min(known, this.answers.acceptedIn(now))));
     this.fallback = { flow, until: now + this.fallbackMs };
     this.options.onFallback?.(error);
-    this.releaseWaiters();
-  }
-
-  /** Requests Scale accepted from this instance in the last second. */
-  private shareAt(now: number): number {
-    while (this.accepted.length > 0 && this.accepted[0]! <= now - WINDOW_MS) this.accepted.shift();
-    return this.accepted.length;
+    this.waiters.releaseAll();
   }
 
   private learn(state: RateState): void {
-    if (state.version >= this.known.version) this.known = state;
-  }
-
-  /** Scale counts requests as they arrive: a margin for how much their time in transit varies (from round trips). */
-  private margin(): number {
-    if (this.roundTrips.length < 2) return DEFAULT_MARGIN_MS;
-    const spread = Math.max(...this.roundTrips) - Math.min(...this.roundTrips);
-    return Math.min(this.maxMarginMs, Math.max(DEFAULT_MARGIN_MS, 1.25 * spread));
+    if (state.version < this.known.version) return;
+    this.known = state;
+    if (state.discovering && state.epoch > this.reportedIn && !state.reporters.includes(this.instanceId)) {
+      this.reportedIn = state.epoch;
+      void this.reportShare(state);
+    }
   }
 
   private refusal(at: number, now: number): Turn {

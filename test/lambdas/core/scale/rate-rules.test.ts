@@ -47,34 +47,35 @@ describe('the rate at a time', () => {
 });
 
 describe('a decrease', () => {
-  it('after a burst’s first 429 takes this instance’s share as the base, opens a discovery and pauses the fleet', () => {
-    expect(decrease({ ...UNLIMITED, reporters: [] }, { epoch: 0, rate: Infinity }, 5_000, 7, 1_002)).toEqual({
-      base: 7, ceiling: null, holdTickets: 100, changedAt: 5_000, discovering: true, suspect: false, resumeAt: 6_002,
+  it('after a burst’s first 429 opens a discovery of the second before the refused request was sent, and pauses the fleet', () => {
+    // Sent at 4,950, refused at 5,000: the shares to come are of (3950, 4950]; none is counted yet.
+    expect(decrease({ ...UNLIMITED, reporters: [] }, { sentAt: 4_950, epoch: 0, rate: Infinity }, 5_000, 1_002)).toEqual({
+      base: 0, ceiling: null, holdTickets: 100, changedAt: 4_950, discovering: true, suspect: false, resumeAt: 6_002,
     });
   });
 
   it('after a failed probe keeps the step before it and searches below the probe', () => {
     // From 10 the probes were 11, then 13: 13 refused keeps 11, and probes again at once (13 − 11 > 1).
-    expect(decrease(limited({}), { epoch: 3, rate: 13 }, 9_000, 4, 1_000)).toEqual({ base: 11, ceiling: 13, holdTickets: 0, changedAt: 9_000, discovering: false, suspect: false, resumeAt: null });
+    expect(decrease(limited({}), { sentAt: 8_990, epoch: 3, rate: 13 }, 9_000, 1_000)).toEqual({ base: 11, ceiling: 13, holdTickets: 0, changedAt: 9_000, discovering: false, suspect: false, resumeAt: null });
     // 11 refused keeps 10, and holds it 100 tickets: nothing lies between.
-    expect(decrease(limited({}), { epoch: 3, rate: 11 }, 9_000, 4, 1_000)).toMatchObject({ base: 10, ceiling: 11, holdTickets: 100 });
+    expect(decrease(limited({}), { sentAt: 8_990, epoch: 3, rate: 11 }, 9_000, 1_000)).toMatchObject({ base: 10, ceiling: 11, holdTickets: 100 });
   });
 
   it('at a rate that had held takes one off and marks it suspect', () => {
-    expect(decrease(limited({ base: 20 }), { epoch: 3, rate: 20 }, 9_000, 4, 1_000)).toEqual({ base: 19, ceiling: 20, holdTickets: 100, changedAt: 9_000, discovering: false, suspect: true, resumeAt: null });
+    expect(decrease(limited({ base: 20 }), { sentAt: 8_990, epoch: 3, rate: 20 }, 9_000, 1_000)).toEqual({ base: 19, ceiling: 20, holdTickets: 100, changedAt: 9_000, discovering: false, suspect: true, resumeAt: null });
   });
 
   it('at a suspect rate: one more off once that rate held a step, else the limit fell: halve and pause', () => {
     // 19 held a step when 23 tickets (⌈19 × 1.2⌉) were due.
-    expect(decrease(limited({ base: 19, suspect: true, issued: 23 }), { epoch: 3, rate: 19 }, 9_000, 4, 1_000)).toMatchObject({ base: 18, suspect: true, resumeAt: null });
-    expect(decrease(limited({ base: 19, suspect: true, issued: 22 }), { epoch: 3, rate: 19 }, 9_000, 4, 1_000)).toEqual({
+    expect(decrease(limited({ base: 19, suspect: true, issued: 23 }), { sentAt: 8_990, epoch: 3, rate: 19 }, 9_000, 1_000)).toMatchObject({ base: 18, suspect: true, resumeAt: null });
+    expect(decrease(limited({ base: 19, suspect: true, issued: 22 }), { sentAt: 8_990, epoch: 3, rate: 19 }, 9_000, 1_000)).toEqual({
       base: 9, ceiling: 19, holdTickets: 11, changedAt: 9_000, discovering: false, suspect: false, resumeAt: 10_000,
     });
   });
 
   it('never goes below one request per second', () => {
-    expect(decrease(limited({ base: 1 }), { epoch: 3, rate: 1 }, 9_000, 0, 1_000)).toMatchObject({ base: 1 });
-    expect(decrease(limited({ base: 1, suspect: true }), { epoch: 3, rate: 1 }, 9_000, 0, 1_000)).toMatchObject({ base: 1, resumeAt: 10_000 });
+    expect(decrease(limited({ base: 1 }), { sentAt: 8_990, epoch: 3, rate: 1 }, 9_000, 1_000)).toMatchObject({ base: 1 });
+    expect(decrease(limited({ base: 1, suspect: true }), { sentAt: 8_990, epoch: 3, rate: 1 }, 9_000, 1_000)).toMatchObject({ base: 1, resumeAt: 10_000 });
   });
 });
 

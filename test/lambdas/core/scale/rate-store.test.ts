@@ -30,7 +30,7 @@ async function dynamoStore() {
 
 const FIRST_429: Decrease = { base: 7, ceiling: null, holdTickets: 100, changedAt: 5_000, discovering: true, suspect: false, resumeAt: 6_002 };
 const NEVER: RateState = { epoch: 0, base: null, ceiling: null, issued: 0, holdTickets: 0, changedAt: -Infinity, tat: -Infinity, discovering: false, suspect: false, reporters: [], version: 0 };
-const AFTER_FIRST: RateState = { epoch: 1, base: 7, ceiling: null, issued: 0, holdTickets: 100, changedAt: 5_000, tat: 6_002, discovering: true, suspect: false, reporters: ['a'], version: 1 };
+const AFTER_FIRST: RateState = { epoch: 1, base: 7, ceiling: null, issued: 0, holdTickets: 100, changedAt: 5_000, tat: 6_002, discovering: true, suspect: false, reporters: [], version: 1 };
 
 describe.each([
   ['in memory', async () => new MemoryRateStore() as RateStore],
@@ -42,26 +42,28 @@ describe.each([
 
   it('writes the first decrease once: a second one from the same state is refused and answered the current state', async () => {
     const store = await makeStore();
-    expect(await store.lowerRate(NEVER, FIRST_429, 'a')).toEqual({ ok: true, state: AFTER_FIRST });
-    expect(await store.lowerRate(NEVER, { ...FIRST_429, base: 3 }, 'b')).toEqual({ ok: false, state: AFTER_FIRST });
+    expect(await store.lowerRate(NEVER, FIRST_429)).toEqual({ ok: true, state: AFTER_FIRST });
+    expect(await store.lowerRate(NEVER, { ...FIRST_429, base: 3 })).toEqual({ ok: false, state: AFTER_FIRST });
     expect(await store.read()).toEqual(AFTER_FIRST);
   });
 
   it('adds each instance’s share once, only while its epoch is discovering', async () => {
     const store = await makeStore();
-    await store.lowerRate(NEVER, FIRST_429, 'a');
-    expect(await store.reportShare(1, 'b', 5)).toMatchObject({ base: 12, reporters: ['a', 'b'], version: 2 });
-    // Again from b, from a (who wrote the decrease), for another epoch: nothing changes.
+    await store.lowerRate(NEVER, FIRST_429);
+    expect(await store.reportShare(1, 'b', 5)).toMatchObject({ base: 12, reporters: ['b'], version: 2 });
+    // Again from b, or for another epoch: nothing changes. Another instance's share adds.
     expect(await store.reportShare(1, 'b', 5)).toMatchObject({ base: 12, version: 2 });
-    expect(await store.reportShare(1, 'a', 4)).toMatchObject({ base: 12, version: 2 });
     expect(await store.reportShare(0, 'c', 4)).toMatchObject({ base: 12, version: 2 });
-    const held = await store.lowerRate((await store.read()), { base: 11, ceiling: 12, holdTickets: 100, changedAt: 7_000, discovering: false, suspect: true, resumeAt: null }, 'c');
-    expect(await store.reportShare(2, 'd', 4)).toMatchObject({ base: 11, reporters: ['c'], version: held.state.version });
+    expect(await store.reportShare(1, 'a', 4)).toMatchObject({ base: 16, reporters: ['b', 'a'], version: 3 });
+    // The next decrease ends the discovery: no share is taken after it, and its reporters are cleared.
+    const held = await store.lowerRate(await store.read(), { base: 15, ceiling: 16, holdTickets: 100, changedAt: 7_000, discovering: false, suspect: true, resumeAt: null });
+    expect(held.state).toMatchObject({ epoch: 2, base: 15, reporters: [], version: 4 });
+    expect(await store.reportShare(2, 'd', 4)).toMatchObject({ base: 15, reporters: [], version: 4 });
   });
 
   it('gives tickets back to back from the schedule, after a lull from the earliest time asked, and none under another epoch or base', async () => {
     const store = await makeStore();
-    const { state } = await store.lowerRate(NEVER, { ...FIRST_429, base: 12, discovering: false }, 'a');
+    const { state } = await store.lowerRate(NEVER, { ...FIRST_429, base: 12, discovering: false });
     // 12/s with a 2 ms margin: 1002 / 12 = 83.5 ms apart, the first when the schedule resumes (6002).
     const taken = await store.takeTickets({ earliest: 6_000, seen: state, rate: 12, gapMs: 83.5, count: 3 });
     expect(taken.tickets).toEqual([6_002, 6_085.5, 6_169].map((sendAt) => ({ sendAt, rate: 12, epoch: 1 })));
@@ -77,8 +79,8 @@ describe.each([
     // A copy that thinks the schedule is ahead of the earliest time, when it is not: refused too.
     expect(await store.takeTickets({ earliest: 10_180, seen: { ...lull.state, tat: 10_200 }, rate: 12, gapMs: 83.5, count: 1 })).toEqual({ tickets: [], state: lull.state });
     // A decrease without a pause leaves a gap at the new rate (1000 / 11 = 90.91 ms, rounded up) after the schedule.
-    const lower = await store.lowerRate(lull.state, { base: 11, ceiling: 12, holdTickets: 100, changedAt: 10_100, discovering: false, suspect: true, resumeAt: null }, 'b');
-    expect(lower.state).toMatchObject({ epoch: 2, base: 11, ceiling: 12, tat: 10_257.911, issued: 0, suspect: true, reporters: ['b'] });
+    const lower = await store.lowerRate(lull.state, { base: 11, ceiling: 12, holdTickets: 100, changedAt: 10_100, discovering: false, suspect: true, resumeAt: null });
+    expect(lower.state).toMatchObject({ epoch: 2, base: 11, ceiling: 12, tat: 10_257.911, issued: 0, suspect: true, reporters: [] });
     // Tickets of the old epoch, or of a base the shares have changed since, are refused.
     expect(await store.takeTickets({ earliest: 10_300, seen: lull.state, rate: 12, gapMs: 83.5, count: 1 })).toEqual({ tickets: [], state: lower.state });
     expect((await store.takeTickets({ earliest: 10_300, seen: { ...lower.state, base: 12 }, rate: 12, gapMs: 83.5, count: 1 })).tickets).toEqual([]);
@@ -88,9 +90,9 @@ describe.each([
 describe('DynamoDB rate store', () => {
   it('writes exactly the state, the schedule in whole microseconds, no ceiling while there is none', async () => {
     const { store, raw } = await dynamoStore();
-    await store.lowerRate(NEVER, { ...FIRST_429, resumeAt: 6_002.0004 }, 'a');
+    await store.lowerRate(NEVER, { ...FIRST_429, resumeAt: 6_002.0004 });
     expect(await raw()).toEqual({
-      id: 'scale-api', epoch: 1, base: 7, holdTickets: 100, changedAt: 5_000, discovering: true, suspect: false, issued: 0, reporters: new Set(['a']), tatMicros: 6_002_001, version: 1,
+      id: 'scale-api', epoch: 1, base: 7, holdTickets: 100, changedAt: 5_000, discovering: true, suspect: false, issued: 0, tatMicros: 6_002_001, version: 1,
     });
   });
 
@@ -106,7 +108,7 @@ describe('DynamoDB rate store', () => {
     const other = new DynamoDBClient({ region: 'us-east-1', endpoint: dynamo.endpoint, credentials: { accessKeyId: 'y', secretAccessKey: 'y' } });
     const stores = [store, new DynamoRateStore(documentClient(other), table)];
     try {
-      const { state } = await store.lowerRate(NEVER, { ...FIRST_429, base: 50, discovering: false, resumeAt: 1_000 }, 'a');
+      const { state } = await store.lowerRate(NEVER, { ...FIRST_429, base: 50, discovering: false, resumeAt: 1_000 });
       // Each takes 30 times 2 tickets, all at once, both starting from a lull (the schedule is behind 5000): one
       // resumes the schedule at 5000, the other is refused and goes on back to back from the state it is answered.
       const takeAll = async (s: RateStore) => {
@@ -137,13 +139,13 @@ describe('DynamoDB rate store', () => {
 
   it('lets one of five concurrent decreases from the same state through: they never compound', async () => {
     const { store } = await dynamoStore();
-    const { state } = await store.lowerRate(NEVER, { ...FIRST_429, base: 40, discovering: false }, 'a');
+    const { state } = await store.lowerRate(NEVER, { ...FIRST_429, base: 40, discovering: false });
     const next = (i: number): Decrease => ({ base: 39 - i, ceiling: 40, holdTickets: 100, changedAt: 7_000 + i, discovering: false, suspect: true, resumeAt: null });
-    const answers = await Promise.all([0, 1, 2, 3, 4].map((i) => store.lowerRate(state, next(i), `i${i}`)));
+    const answers = await Promise.all([0, 1, 2, 3, 4].map((i) => store.lowerRate(state, next(i))));
     const won = answers.findIndex((a) => a.ok);
     expect(answers.filter((a) => a.ok)).toHaveLength(1);
     const final = await store.read();
-    expect(final).toMatchObject({ epoch: 2, base: 39 - won, reporters: [`i${won}`] });
+    expect(final).toMatchObject({ epoch: 2, base: 39 - won, changedAt: 7_000 + won });
     for (const answer of answers.filter((a) => !a.ok)) expect(answer.state.epoch).toBe(2);
   });
 });

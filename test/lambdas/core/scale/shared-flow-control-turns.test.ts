@@ -50,16 +50,41 @@ describe('one instance of a shared rate', () => {
     expect(store.item).toMatchObject({ tat: 320.6, version: 4 });
   });
 
-  it('lowers the rate once for the 429s of one overload, to the share Scale accepted from it', async () => {
+  it('lowers the rate once for the 429s of one overload, and adds its share once the answers it waits for are in', async () => {
     const clock = new VirtualClock();
     const store = new MemoryRateStore();
     const flow = new SharedFlowControl(store, { clock, instanceId: 'me' });
     const permits = await Promise.all(Array.from({ length: 10 }, () => granted(flow.acquire(Infinity))));
-    permits.slice(0, 4).forEach((p) => flow.settle(p, { rateLimited: false }));
+    // The refusals come back first (a 429 costs Scale no work): one decrease, the discovery of the second before 0.
     permits.slice(4).forEach((p) => flow.settle(p, { rateLimited: true, retryAfterMs: 1_000 }));
-    await clock.run(10);
-    expect(store.item).toMatchObject({ epoch: 1, base: 4, discovering: true, reporters: ['me'], tat: 1_002, version: 1 });
+    await clock.run(5);
+    expect(store.item).toMatchObject({ epoch: 1, base: 0, changedAt: 0, discovering: true, reporters: [], tat: 1_002, version: 1 });
+    // The four created tasks answer later: the share counts them.
+    permits.slice(0, 4).forEach((p) => flow.settle(p, { rateLimited: false }));
+    await clock.run(50);
+    expect(store.item).toMatchObject({ epoch: 1, base: 4, reporters: ['me'], version: 2 });
     expect(flow.state()).toMatchObject({ rate: 4, rateLimited: 6, decreases: 1 });
+  });
+
+  it('adds the share of an instance that met no 429 when it reads the state again, a second after the last read', async () => {
+    const clock = new VirtualClock();
+    const store = new MemoryRateStore();
+    const [a, b] = [new SharedFlowControl(store, { clock, instanceId: 'a' }), new SharedFlowControl(store, { clock, instanceId: 'b' })];
+    const [pa, pb] = await Promise.all([a, b].map((flow) => Promise.all([1, 2, 3].map(() => granted(flow.acquire(Infinity))))));
+    pb!.forEach((p) => b.settle(p, { rateLimited: false }));
+    pa!.forEach((p, i) => a.settle(p, { rateLimited: i === 2, retryAfterMs: 1_000 }));
+    await clock.run(5);
+    expect(store.item).toMatchObject({ epoch: 1, base: 2, reporters: ['a'] });
+    // b sends again before a second has passed since its read: nothing read; after it, the state is read (not
+    // waited for) and b's 3 acceptances of the discovery's second are added.
+    await clock.run(999);
+    await granted(b.acquire(Infinity));
+    expect(store.reads).toBe(2);
+    await clock.run(1_000);
+    await granted(b.acquire(Infinity));
+    await clock.run(1_010);
+    expect(store.reads).toBe(3);
+    expect(store.item).toMatchObject({ epoch: 1, base: 5, reporters: ['a', 'b'] });
   });
 
   it('holds the whole instance back for Retry-After while unlimited, and tells a caller who cannot wait at once', async () => {
@@ -135,8 +160,9 @@ describe('when the store fails', () => {
     store.memory.item = limitedState(20, 0);
     const fallbacks: unknown[] = [];
     const flow = new SharedFlowControl(store, { clock, onFallback: (err) => fallbacks.push(err) });
-    const permits = Promise.all([1, 2, 3, 4].map(() => granted(flow.acquire(Infinity))));
-    await clock.run();
+    let given = 0;
+    const permits = Promise.all([1, 2, 3, 4].map(() => granted(flow.acquire(Infinity)).finally(() => given++)));
+    await clock.run(Infinity, () => given === 4);
     for (const permit of await permits) flow.settle(permit, { rateLimited: false });
     return { clock, store, flow, fallbacks };
   }

@@ -26,6 +26,17 @@ describe('a shared rate, five instances', () => {
     expect(run.limit.answers.length).toBeLessThanOrEqual(rate + 50);
   });
 
+  it.each([
+    [20, 55],
+    [50, 22],
+  ])('finds a limit of %i/s as well when refusals come back before created tasks do (300 ms of work each), within %i s', async (rate, seconds) => {
+    const run = await runBurst({ rate, createMs: 300 });
+    // The shares wait for the answers to the requests of their second: the sum is the limit, not what had come back.
+    expect(run.sharedRates.slice(0, 4)).toEqual([rate, rate, rate, rate]);
+    expect(run.seconds).toBeLessThanOrEqual(seconds);
+    expect(run.share429).toBeLessThanOrEqual(0.1);
+  });
+
   it('keeps to the limit found: after the first second, one refusal per 100 tickets at most (the probes)', async () => {
     const run = await runBurst({ rate: 20 });
     const after = run.limit.between(1_000, Infinity);

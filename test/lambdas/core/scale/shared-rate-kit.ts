@@ -32,8 +32,8 @@ export class LaggingRateStore implements RateStore {
   takeTickets(request: TicketRequest) {
     return this.request('takeTickets', () => this.memory.takeTickets(request));
   }
-  lowerRate(seen: RateState, next: Decrease, instance: string) {
-    return this.request('lowerRate', () => this.memory.lowerRate(seen, next, instance));
+  lowerRate(seen: RateState, next: Decrease) {
+    return this.request('lowerRate', () => this.memory.lowerRate(seen, next));
   }
   reportShare(epoch: number, instance: string, share: number) {
     return this.request('reportShare', () => this.memory.reportShare(epoch, instance, share));
@@ -67,6 +67,8 @@ export interface BurstScenario {
   options?: SharedFlowControlOptions;
   /** Stop here (virtual ms) even if messages are left. */
   stopAtMs?: number;
+  /** Time Scale works on an accepted request before answering (a 429 answers at once), ms. */
+  createMs?: number;
 }
 
 /**
@@ -94,7 +96,7 @@ export async function runBurst(scenario: BurstScenario) {
       if (!turn.ok) throw new Error(turn.reason);
       await clock.sleep(15);
       const ok = limit.admit(clock.now(), instance);
-      await clock.sleep(15);
+      await clock.sleep(15 + (ok ? (scenario.createMs ?? 0) : 0));
       flow.settle(turn.permit, { rateLimited: !ok, retryAfterMs: ok ? undefined : limit.retryAfterMs });
       if (ok) return void ((done++, (finishedAt = clock.now())));
       await clock.sleep(limit.retryAfterMs);
