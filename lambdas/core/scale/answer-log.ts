@@ -52,7 +52,7 @@ export class AnswerLog {
 
   /** Scale counts requests as they arrive: a margin for how much their time in transit varies (from round trips). */
   margin(): number {
-    if (this.roundTrips.length < 2) return DEFAULT_MARGIN_MS;
+    if (this.roundTrips.length < 2) return Math.min(this.maxMarginMs, DEFAULT_MARGIN_MS);
     const spread = Math.max(...this.roundTrips) - Math.min(...this.roundTrips);
     return Math.min(this.maxMarginMs, Math.max(DEFAULT_MARGIN_MS, 1.25 * spread));
   }

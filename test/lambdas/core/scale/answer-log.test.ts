@@ -47,4 +47,24 @@ describe('answer log', () => {
     log.answered({ sentAt: 0 }, true, 130);
     expect(log.margin()).toBe(50);
   });
+
+  it('bases the margin on the last 64 round trips', () => {
+    const log = new AnswerLog(1_000);
+    // One slow round trip (100 ms), then 63 of 10 ms: all 64 kept, a spread of 90 ms.
+    log.answered({ sentAt: 0 }, true, 100);
+    for (let i = 0; i < 63; i++) log.answered({ sentAt: 0 }, true, 10);
+    expect(log.margin()).toBe(112.5);
+    // The 65th pushes the slow one out.
+    log.answered({ sentAt: 0 }, true, 10);
+    expect(log.margin()).toBe(2);
+  });
+
+  it('never goes past its maximum, even one below the default margin', () => {
+    const log = new AnswerLog(0);
+    expect(log.margin()).toBe(0);
+    log.answered({ sentAt: 0 }, true, 30);
+    expect(log.margin()).toBe(0);
+    log.answered({ sentAt: 0 }, true, 38);
+    expect(log.margin()).toBe(0);
+  });
 });

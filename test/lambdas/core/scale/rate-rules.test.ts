@@ -16,6 +16,8 @@ describe('the rate at a time', () => {
     expect(rateAt(UNLIMITED, 0)).toBe(Infinity);
     expect(rateAt(limited({ tat: 0 }), 60_000)).toBe(10);
     expect(rateAt(limited({ tat: 0 }), 60_001)).toBe(Infinity);
+    // Never limited is unlimited whatever the schedule says (read as 1/s with 5 tickets due, it would probe at 4/s).
+    expect(rateAt({ ...UNLIMITED, tat: 1_000, issued: 5, version: 3 }, 1_000)).toBe(Infinity);
   });
 
   it('holds the base for its hold tickets, then probes +1, +2, +4 a step each (1.2 s of tickets at the step’s rate)', () => {

@@ -85,6 +85,17 @@ describe.each([
     expect(await store.takeTickets({ earliest: 10_300, seen: lull.state, rate: 12, gapMs: 83.5, count: 1 })).toEqual({ tickets: [], state: lower.state });
     expect((await store.takeTickets({ earliest: 10_300, seen: { ...lower.state, base: 12 }, rate: 12, gapMs: 83.5, count: 1 })).tickets).toEqual([]);
   });
+
+  it('goes on back to back when the earliest time asked is exactly when the schedule is due', async () => {
+    const store = await makeStore();
+    const { state } = await store.lowerRate(NEVER, { ...FIRST_429, base: 12, discovering: false });
+    // A decrease that opens no discovery reads back as not discovering.
+    expect(state).toEqual({ ...AFTER_FIRST, base: 12, discovering: false });
+    // Due at 6002 and asked from 6002: the schedule goes on, so these tickets count as proof that the rate held.
+    const taken = await store.takeTickets({ earliest: 6_002, seen: state, rate: 12, gapMs: 83.5, count: 2 });
+    expect(taken.tickets.map((t) => t.sendAt)).toEqual([6_002, 6_085.5]);
+    expect(taken.state).toMatchObject({ tat: 6_169, issued: 2, version: 2 });
+  });
 });
 
 describe('DynamoDB rate store', () => {
