@@ -51,7 +51,7 @@ export const CallbacksEntrySchema = z.object({
   callbackPath: z.object({ appliedPerSecond: z.number().positive(), seconds: z.number().positive() }),
   rawWrites: z.object({ writesPerSecond: z.number().positive(), runs: z.array(z.number()) }),
   ratio: z.number().positive(),
-  hubCpuShare: z.object({ callbacks: z.number(), rawWrites: z.number() }),
+  cpuMsPerItem: z.object({ callbacks: z.record(z.string(), z.number()), rawWrites: z.record(z.string(), z.number()) }),
   peakRssMb: z.record(z.string(), z.array(z.number())),
 });
 

@@ -51,6 +51,13 @@ describe('npm run bench', () => {
     expect(results.burst).toEqual([]);
     expect(results.callbacks).toMatchObject({ parameters: { callbacks: 8 } });
     expect(results.callbacks!.callbackPath.appliedPerSecond).toBeGreaterThan(0);
+    // Every process the callbacks ran through has its CPU counted; the raw writes run through the emulators only.
+    const cpu = results.callbacks!.cpuMsPerItem;
+    expect(Object.keys(cpu.callbacks).sort()).toEqual(['callback', 'callback-auth', 'emulators + bench', 'task-events']);
+    expect(cpu.callbacks.callback).toBeGreaterThan(0);
+    expect(Object.keys(cpu.rawWrites)).toEqual(['emulators + bench']);
+    expect(stdout).toMatch(/^callback applied( +[\d.]+){5}$/m);
+    expect(stdout).toMatch(/^raw write +[\d.]+( +-){3} +[\d.]+$/m);
     expect(results.latency).toMatchObject({ parameters: { uploads: 2 } });
     expect(Object.keys(results.coldStart!.bundles).sort()).toEqual(['callback', 'callback-auth', 'create-task', 'empty handler', 'reconcile', 's3 client', 'task-events']);
     expect(results.coldStart!.bundles['empty handler']!.toEmpty).toBe(1);
