@@ -164,8 +164,12 @@ export const toMicros = (ms: number) => Math.ceil(ms * 1e3 - 1e-6) / 1e3;
 /** A time kept to the microsecond (toMicros), as a whole number of microseconds. */
 export const micros = (ms: number) => Math.round(ms * 1e3);
 
-/** The gap between two tickets at `rate`, with `marginMs` added to the window for jitter in transit. */
-export const ticketGap = (rate: number, marginMs: number) => toMicros((WINDOW_MS + marginMs) / rate);
+/**
+ * The gap between two tickets at `rate`, with `marginMs` added to the window for jitter in transit — but never more
+ * than a request's worth (WINDOW_MS / rate): past that, the margin costs more of the rate than the one request a
+ * second a 429 from jitter takes off (decrease).
+ */
+export const ticketGap = (rate: number, marginMs: number) => toMicros((WINDOW_MS + Math.min(marginMs, WINDOW_MS / rate)) / rate);
 
 /** Tickets one write takes for `waiting` requests: as many as HORIZON_MS holds at this rate, at least one. */
 export const ticketsPerTake = (rate: number, waiting: number) => Math.min(waiting, Math.max(1, Math.floor((HORIZON_MS * rate) / WINDOW_MS)));

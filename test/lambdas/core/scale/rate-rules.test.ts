@@ -83,8 +83,13 @@ describe('a decrease', () => {
 
 describe('tickets', () => {
   it('are spaced a window and the margin apart, to the microsecond rounded up', () => {
-    expect([ticketGap(20, 2), ticketGap(7, 2), ticketGap(3, 0), ticketGap(50, 50)]).toEqual([50.1, 143.143, 333.334, 21]);
+    expect([ticketGap(20, 2), ticketGap(7, 2), ticketGap(3, 0), ticketGap(20, 50)]).toEqual([50.1, 143.143, 333.334, 52.5]);
     expect([toMicros(50.1), toMicros(1.0000001), toMicros(6_002.0004)]).toEqual([50.1, 1.001, 6_002.001]);
+  });
+
+  it('are spaced by a margin of at most one request’s worth: past it, a 429 from jitter costs less than the margin', () => {
+    // At 50/s a request is 20 ms of the window: a 50 ms margin would cost 5 % of the rate, one request less 2 %.
+    expect([ticketGap(50, 50), ticketGap(50, 20), ticketGap(50, 19), ticketGap(100, 50), ticketGap(1_000, 3)]).toEqual([20.4, 20.4, 20.38, 10.1, 1.001]);
   });
 
   it('are taken 50 ms’ worth per write, at least one, no more than wait', () => {

@@ -115,10 +115,11 @@ describe('slow store answers', () => {
     const permits = Promise.all(Array.from({ length: 60 }, () => granted(flow.acquire(Infinity))));
     await clock.run();
     const sentAt = (await permits).map((p) => p.sentAt);
-    // 50 tickets (what 50 ms hold at 1,000/s) from 100, 1.002 ms apart; at 100.1 the rate is past the maximum.
-    expect(sentAt.slice(0, 3)).toEqual([100, 101.002, 102.004]);
-    expect(sentAt[49]).toBe(149.098);
-    for (const at of sentAt.slice(50)) expect(at).toBeCloseTo(100.1, 6);
+    // 50 tickets (what 50 ms hold at 1,000/s) from 100, 1.001 ms apart (the 2 ms margin, capped at a request's worth);
+    // at 100.05 (the schedule's end, 150.05, less the 50 ms its tickets take at 1,000/s) the rate is past the maximum.
+    expect(sentAt.slice(0, 3)).toEqual([100, 101.001, 102.002]);
+    expect(sentAt[49]).toBe(149.049);
+    for (const at of sentAt.slice(50)) expect(at).toBeCloseTo(100.05, 6);
     expect(store.calls).toMatchObject({ takeTickets: 1, read: 1 });
     expect(flow.state().rate).toBe(null);
   });
