@@ -33,6 +33,11 @@ const MAX_HOLD_S = 20;
 const STEP_MS = 1_200;
 /** No ticket for this long: the limit learnt is stale; the next burst starts unlimited and learns it anew. */
 export const QUIET_MS = 60_000;
+/**
+ * The schedule is never further ahead than the longest pause (a Retry-After, which the Scale client caps at 10 s,
+ * and the margin) and a few tickets' gaps: further, the item was written by a clock far ahead, or by hand.
+ */
+export const MAX_AHEAD_MS = 15_000;
 export const MIN_RATE = 1;
 /** Past this rate probing ends in unlimited sending. */
 export const MAX_RATE = 1_000;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { AnswerLog } from './answer-log.js';
 import { FlowControl, SYSTEM_CLOCK, type FlowAnswer, type FlowClock, type FlowState, type Permit, type RequestPacer, type Turn } from './flow-control.js';
-import { decrease, HORIZON_MS, LEAD_MS, rateAt, ticketGap, ticketsPerTake, toMicros, UNLIMITED, WINDOW_MS, type RateState, type SentUnder } from './rate-rules.js';
+import { decrease, HORIZON_MS, LEAD_MS, MAX_AHEAD_MS, rateAt, ticketGap, ticketsPerTake, toMicros, UNLIMITED, WINDOW_MS, type RateState, type SentUnder } from './rate-rules.js';
 import { within, type RateStore } from './rate-store.js';
 import { TicketWaiters, type TicketOutcome } from './ticket-waiters.js';
 
@@ -44,6 +44,7 @@ export interface SharedFlowState extends FlowState {
 /** What a permit was given under: a shared rate (or none), or the fallback's flow control. */
 type Issued = { kind: 'shared'; epoch: number; rate: number } | { kind: 'local'; flow: FlowControl };
 
+const BEFORE_FIRST_READ: RateState = { ...UNLIMITED, version: -1 };
 /** How often an instance looks whether the answers its share waits for are in. */
 const SHARE_POLL_MS = 10;
 /** While unlimited and sending, the state is read again at most this often: a limit another instance met is heard of. */
@@ -56,7 +57,7 @@ export class SharedFlowControl implements RequestPacer {
   private readonly fallbackMs: number;
   private readonly maxMarginMs: number;
   /** The newest state seen (the version rules); before the first read, older than any. */
-  private known: RateState = { ...UNLIMITED, version: -1 };
+  private known: RateState = BEFORE_FIRST_READ;
   private started: Promise<boolean> | undefined;
   private readAt = -Infinity;
   private fallback: { flow: FlowControl; until: number } | undefined;
@@ -124,7 +125,7 @@ export class SharedFlowControl implements RequestPacer {
   private async turn(latestStart: number): Promise<Turn> {
     for (;;) {
       const now = this.clock.now();
-      if (this.fallback && now >= this.fallback.until) [this.fallback, this.started] = [undefined, undefined];
+      if (this.fallback && now >= this.fallback.until) this.startOver();
       if (now > latestStart) return { ok: false, waitMs: 0, reason: 'not sent: its latest start had passed before it asked for a turn' };
       // A Retry-After met unlimited holds the instance until the decrease it caused is known: the schedule has it then.
       if (this.pausedUntil > now && (this.fallback || rateAt(this.known, now) === Infinity)) {
@@ -133,7 +134,9 @@ export class SharedFlowControl implements RequestPacer {
         continue;
       }
       if (this.fallback) return this.localTurn(this.fallback.flow, latestStart);
-      if (!(await this.start())) continue;
+      // The first read may take up to storeTimeoutMs: the latest start is looked at again after it.
+      if (!(await this.start()) || this.clock.now() > latestStart) continue;
+      if (this.fellBackFromSchedule()) continue;
       const rate = rateAt(this.known, this.clock.now());
       if (rate === Infinity) {
         // Not waited for: a read costs no write, and nothing waits on it while no limit is known.
@@ -200,6 +203,7 @@ export class SharedFlowControl implements RequestPacer {
         const rate = rateAt(this.known, now);
         if (rate === Infinity) return this.waiters.releaseAll();
         const early = this.known.tat - HORIZON_MS - now;
+        if (this.fellBackFromSchedule()) return;
         if (early > 0) {
           await this.clock.sleep(early);
           continue;
@@ -210,7 +214,7 @@ export class SharedFlowControl implements RequestPacer {
         if (!answer) return;
         // Refused on the very state it was asked under: the item is not one this code wrote.
         if (answer.tickets.length === 0 && answer.state.version === seen.version) return this.fallBack(new Error('the rate store refused tickets on the state it holds'));
-        this.learn(answer.state);
+        this.learn(answer.state, seen);
         for (const ticket of answer.tickets) this.waiters.deliver(ticket);
       }
     } finally {
@@ -228,7 +232,7 @@ export class SharedFlowControl implements RequestPacer {
       const next = decrease(seen, sent, now, pauseMs + this.answers.margin());
       const answer = await this.storeCall((signal) => this.store.lowerRate(seen, next, signal));
       if (!answer) return;
-      this.learn(answer.state);
+      this.learn(answer.state, seen);
       if (answer.ok) return void this.decreases++;
     }
   }
@@ -243,12 +247,21 @@ export class SharedFlowControl implements RequestPacer {
     const share = this.answers.acceptedIn(discovery.changedAt);
     if (share === 0) return;
     const state = await this.storeCall((signal) => this.store.reportShare(discovery.epoch, this.instanceId, share, signal));
-    if (state) this.learn(state);
+    if (state) this.learn(state, discovery);
   }
 
   /** One store request, bounded by storeTimeoutMs; undefined when it failed (the fallback has begun). */
   private storeCall<T>(request: (signal: AbortSignal) => Promise<T>): Promise<T | undefined> {
     return within(this.clock, this.storeTimeoutMs, request).catch((err: unknown) => void this.fallBack(err));
+  }
+
+  /** Falls back when the schedule is further ahead than any pause can put it (MAX_AHEAD_MS): nothing would be sent. */
+  private fellBackFromSchedule(): boolean {
+    const ahead = this.known.tat - this.clock.now();
+    if (!(ahead > MAX_AHEAD_MS)) return false;
+    const why = `the rate item's schedule is ${Math.round(ahead / 1000)} s ahead of this instance's clock, further than any pause puts it: written by a clock that is ahead, or by hand (deleting the item resets the shared rate)`;
+    this.fallBack(new Error(why));
+    return true;
   }
 
   private fallBack(error: unknown): void {
@@ -263,13 +276,26 @@ export class SharedFlowControl implements RequestPacer {
     this.waiters.releaseAll();
   }
 
-  private learn(state: RateState): void {
-    if (state.version < this.known.version) return;
+  /**
+   * Keeps the newest state seen (answers cross: a read sent before a write may come back after it). `after`: the
+   * state a write was asked under, `state` being the store's answer to it, read once the write was done or refused:
+   * an older version than `after` can then only mean that the item was deleted (or replaced) since, so the store's
+   * state is taken as it is, and the epochs start over.
+   */
+  private learn(state: RateState, after?: RateState): void {
+    const reset = after !== undefined && state.version < after.version;
+    if (state.version < this.known.version && !reset) return;
+    if (reset) this.startOver();
     this.known = state;
     if (state.discovering && state.epoch > this.reportedIn && !state.reporters.includes(this.instanceId)) {
       this.reportedIn = state.epoch;
       void this.reportShare(state);
     }
+  }
+
+  /** After a fallback, or when the item was deleted: the next state read is taken as it is, its epochs as new. */
+  private startOver(): void {
+    [this.fallback, this.started, this.known, this.reactedTo, this.reportedIn] = [undefined, undefined, BEFORE_FIRST_READ, -1, -1];
   }
 
   private refusal(at: number, now: number): Turn {
