@@ -19,6 +19,8 @@ export interface BurstParameters {
    * complete tasks within a second and its callbacks would share the emulators' one process with the burst.
    */
   scaleStartDelayMs: number;
+  /** One Scale rate shared by the create-task instances (sharedRateLimit), or each instance its own. */
+  flowControl: 'shared' | 'per instance';
 }
 
 export interface BurstFigures {
@@ -56,7 +58,8 @@ export async function runBurst(parameters: BurstParameters, bundles: Bundles, wo
   const { uploads: count, rate, retryAfterSeconds } = parameters;
   const rateLimit = rate === null ? null : { requestsPerSecond: rate, retryAfterSeconds };
   const simulator = { rateLimit, startDelayMs: parameters.scaleStartDelayMs };
-  const bench = await startBenchPipeline(workDir, bundles, { simulator, config: { maxConcurrency: parameters.maxConcurrency } });
+  const config = { maxConcurrency: parameters.maxConcurrency, sharedRateLimit: parameters.flowControl === 'shared' };
+  const bench = await startBenchPipeline(workDir, bundles, { simulator, config });
   const { pipeline } = bench;
   const rss = sampleRss({ 'create-task': pipeline.pools.createTask, callback: pipeline.pools.callback, 'callback-auth': pipeline.pools.callbackAuth, 'task-events': pipeline.pools.taskEvents });
   try {
@@ -124,4 +127,4 @@ export async function runBurst(parameters: BurstParameters, bundles: Bundles, wo
 }
 
 /** Where a burst's pipeline keeps its data and logs. */
-export const burstDir = (root: string, p: BurstParameters) => join(root, `burst-${p.uploads}-${p.rate ?? 'unlimited'}`);
+export const burstDir = (root: string, p: BurstParameters) => join(root, `burst-${p.uploads}-${p.rate ?? 'unlimited'}-${p.flowControl.replace(' ', '-')}`);

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { documentClient } from '../lambdas/core/tasks/dynamo-task-store.js';
 import type { LocalPipeline } from '../local/pipeline.js';
+import { cpuMeter } from './cpu.js';
 import { s3ClientFor, sampleRss, startBenchPipeline, uploadScenes, type Bundles } from './pipeline-kit.js';
 import { inParallel, median, round, sleep } from './stats.js';
 
@@ -23,10 +24,11 @@ export interface CallbackFigures {
   rawWrites: { writesPerSecond: number; runs: number[] };
   ratio: number;
   /**
-   * CPU of this process — which runs every emulator (S3, DynamoDB, API Gateway, SQS, the simulator) — per second
-   * of each phase: near 1, that one thread is what bounds the phase.
+   * CPU ms per callback applied, and per raw write, by process: this one (every emulator — S3, DynamoDB, API Gateway,
+   * SQS, the simulator — and the bench sending) and each function's instances. On a machine whose cores are all
+   * busy, the ratio can be no better than the raw write's total over the callback's.
    */
-  hubCpuShare: { callbacks: number; rawWrites: number };
+  cpuMsPerItem: { callbacks: Record<string, number>; rawWrites: Record<string, number> };
   /** Peak RSS of each instance of the functions the callbacks run through, MB. */
   peakRssMb: Record<string, number[]>;
 }
@@ -67,12 +69,14 @@ export async function runCallbacks(parameters: CallbackParameters, bundles: Bund
     await pipeline.events.settled();
     const ids = all.slice(WARM_UP);
     const started = Date.now();
-    const hub = cpuMeter();
+    const pools = { callback: pipeline.pools.callback, 'callback-auth': pipeline.pools.callbackAuth, 'task-events': pipeline.pools.taskEvents };
+    const cpu = cpuMeter(pools);
+    await cpu.ready;
     const rss = sampleRss({ callback: pipeline.pools.callback, 'callback-auth': pipeline.pools.callbackAuth, 'task-events': pipeline.pools.taskEvents });
     await post(ids);
     await pipeline.callbackQueue.idle();
     const seconds = (Date.now() - started) / 1000;
-    const hubCallbacks = hub.share();
+    const cpuCallbacks = await cpu.stop(ids.length);
     const peakRssMb = await rss.stop();
     const items = await readItems(pipeline, ids);
     const notApplied = items.filter((item) => item.status !== 'completed');
@@ -80,9 +84,10 @@ export async function runCallbacks(parameters: CallbackParameters, bundles: Bund
     await pipeline.events.settled();
 
     const runs: number[] = [];
-    const hubRaw = cpuMeter();
+    const cpuRaw = cpuMeter({});
+    await cpuRaw.ready;
     for (let run = 1; run <= parameters.rawRuns; run++) runs.push(await rawWrites(pipeline, items, run, parameters.rawConcurrency));
-    const hubRawShare = hubRaw.share();
+    const cpuRawWrites = await cpuRaw.stop(items.length * parameters.rawRuns);
     const callbackRate = items.length / seconds;
     const rawRate = median(runs)!;
     return {
@@ -90,24 +95,12 @@ export async function runCallbacks(parameters: CallbackParameters, bundles: Bund
       callbackPath: { appliedPerSecond: round(callbackRate, 1), seconds: round(seconds) },
       rawWrites: { writesPerSecond: round(rawRate, 1), runs: runs.map((r) => round(r, 1)) },
       ratio: round(callbackRate / rawRate, 3),
-      hubCpuShare: { callbacks: hubCallbacks, rawWrites: hubRawShare },
+      cpuMsPerItem: { callbacks: cpuCallbacks, rawWrites: cpuRawWrites },
       peakRssMb,
     };
   } finally {
     await bench.close();
   }
-}
-
-/** This process's CPU time per second of wall time since it was made. */
-function cpuMeter() {
-  const cpu = process.cpuUsage();
-  const wall = performance.now();
-  return {
-    share() {
-      const used = process.cpuUsage(cpu);
-      return round((used.user + used.system) / 1000 / (performance.now() - wall), 2);
-    },
-  };
 }
 
 async function untilCompletedAtScale(pipeline: LocalPipeline, ids: Set<string>, limitMs = 120_000): Promise<void> {

@@ -11,6 +11,16 @@ export function table(header: string[], rows: Array<Array<string | number>>): st
 const pct = (share: number) => `${(share * 100).toFixed(1)} %`;
 const ms = (p: { p50: number; p99: number }) => `${p.p50} / ${p.p99}`;
 
+/** One row per phase, one column per process and the total. */
+function cpuTable(phases: Record<string, Record<string, number>>): string {
+  const groups = [...new Set(Object.values(phases).flatMap((byGroup) => Object.keys(byGroup)))];
+  const total = (byGroup: Record<string, number>) => Object.values(byGroup).reduce((a, b) => a + b, 0);
+  return table(
+    ['per', ...groups, 'total'],
+    Object.entries(phases).map(([phase, byGroup]) => [phase, ...groups.map((g) => byGroup[g]?.toFixed(2) ?? '-'), total(byGroup).toFixed(2)]),
+  );
+}
+
 /** Every section of the results, as the tables `npm run bench` prints. */
 export function formatResults(results: Results): string {
   const out: string[] = [];
@@ -18,10 +28,11 @@ export function formatResults(results: Results): string {
     out.push(
       'Burst: N uploads while Scale allows R requests/s (Retry-After 1 s); wall from the first upload until every upload has a task',
       table(
-        ['N', 'R/s', 'wall s', 'bound s', 'ratio', '429 share', 'dup', 'lost', 'tasks/s', 'upload→task p50/p99 ms', 'cores', 'load'],
+        ['N', 'R/s', 'flow control', 'wall s', 'bound s', 'ratio', '429 share', 'dup', 'lost', 'tasks/s', 'upload→task p50/p99 ms', 'cores', 'load'],
         results.burst.map((b) => [
           b.parameters.uploads,
           b.parameters.rate ?? 'none',
+          b.parameters.flowControl,
           b.wallSeconds.toFixed(1),
           b.boundSeconds?.toFixed(1) ?? '-',
           b.ratio?.toFixed(3) ?? '-',
@@ -49,9 +60,12 @@ export function formatResults(results: Results): string {
     out.push(
       'Callbacks: applied per second through API Gateway → authorizer → S3 → queue → callback function → DynamoDB, vs raw writes of the same items',
       table(
-        ['callbacks', 'applied/s', 'raw writes/s', 'ratio', 'hub CPU (callbacks / raw)', 'cores'],
-        [[c.parameters.callbacks, c.callbackPath.appliedPerSecond, c.rawWrites.writesPerSecond, c.ratio.toFixed(3), `${c.hubCpuShare.callbacks} / ${c.hubCpuShare.rawWrites}`, c.run.cores]],
+        ['callbacks', 'applied/s', 'raw writes/s', 'ratio', 'cores'],
+        [[c.parameters.callbacks, c.callbackPath.appliedPerSecond, c.rawWrites.writesPerSecond, c.ratio.toFixed(3), c.run.cores]],
       ),
+      '',
+      'CPU ms per callback applied and per raw write, by process',
+      cpuTable({ 'callback applied': c.cpuMsPerItem.callbacks, 'raw write': c.cpuMsPerItem.rawWrites }),
       '',
       'Memory during the callbacks: peak RSS of each function instance, MB (highest of its instances)',
       table(Object.keys(c.peakRssMb), [Object.values(c.peakRssMb).map((peaks) => (peaks.length ? Math.max(...peaks) : '-'))]),

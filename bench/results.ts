@@ -27,6 +27,8 @@ export const BurstEntrySchema = z.object({
     uploadConcurrency: z.number().int().min(1),
     maxConcurrency: z.number().int().min(1),
     scaleStartDelayMs: z.number().int().min(0),
+    /** One rate shared by the create-task instances, or each its own (figures from before the shared rate). */
+    flowControl: z.enum(['shared', 'per instance']).default('per instance'),
   }),
   wallSeconds: z.number().positive(),
   boundSeconds: z.number().positive().nullable(),
@@ -49,7 +51,7 @@ export const CallbacksEntrySchema = z.object({
   callbackPath: z.object({ appliedPerSecond: z.number().positive(), seconds: z.number().positive() }),
   rawWrites: z.object({ writesPerSecond: z.number().positive(), runs: z.array(z.number()) }),
   ratio: z.number().positive(),
-  hubCpuShare: z.object({ callbacks: z.number(), rawWrites: z.number() }),
+  cpuMsPerItem: z.object({ callbacks: z.record(z.string(), z.number()), rawWrites: z.record(z.string(), z.number()) }),
   peakRssMb: z.record(z.string(), z.array(z.number())),
 });
 
@@ -69,7 +71,7 @@ export const ColdStartEntrySchema = z.object({
 
 export const ResultsSchema = z.object({
   schemaVersion: z.literal(1),
-  /** One entry per (uploads, rate, Retry-After, concurrency): a new run replaces the entry it repeats. */
+  /** One entry per (uploads, rate, Retry-After, concurrency, flow control): a new run replaces the entry it repeats. */
   burst: z.array(BurstEntrySchema),
   callbacks: CallbacksEntrySchema.nullable(),
   latency: LatencyEntrySchema.nullable(),
@@ -99,7 +101,7 @@ export async function readResults(path: string): Promise<Results> {
 
 /** Merges the new figures into the file's: sections measured now replace theirs, bursts replace the same parameters. */
 export function mergeResults(previous: Results, now: Partial<Omit<Results, 'schemaVersion'>>): Results {
-  const key = (b: BurstEntry) => JSON.stringify([b.parameters.uploads, b.parameters.rate, b.parameters.retryAfterSeconds, b.parameters.maxConcurrency]);
+  const key = (b: BurstEntry) => JSON.stringify([b.parameters.uploads, b.parameters.rate, b.parameters.retryAfterSeconds, b.parameters.maxConcurrency, b.parameters.flowControl]);
   const replaced = new Set((now.burst ?? []).map(key));
   const burst = [...previous.burst.filter((b) => !replaced.has(key(b))), ...(now.burst ?? [])].sort(
     (a, b) => a.parameters.uploads - b.parameters.uploads || (a.parameters.rate ?? Infinity) - (b.parameters.rate ?? Infinity),

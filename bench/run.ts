@@ -17,6 +17,8 @@ const USAGE = `npm run bench [-- options]   (no section option: every section wi
   --burst N             uploads per burst (default 300)
   --rate R              Scale's rate limit, requests/s; repeat for several; "none" for no limit (default 20, 50, none)
   --retry-after S       Retry-After of the simulator's 429s, seconds (default 1)
+  --per-instance        each create-task instance finds its own share of the limit (default: cdk.json's
+                        sharedRateLimit, on unless set false: one rate shared through the rate table)
   --callbacks M         callback throughput with M callbacks (default 300)
   --latency N           latency over N uploads, one at a time at 4/s (default 40)
   --cold-start          import() time and size of every bundle
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     burst: { type: 'string' },
     rate: { type: 'string', multiple: true },
     'retry-after': { type: 'string', default: '1' },
+    'per-instance': { type: 'boolean', default: false },
     callbacks: { type: 'string' },
     latency: { type: 'string' },
     'cold-start': { type: 'boolean', default: false },
@@ -68,8 +71,9 @@ try {
         uploadConcurrency: 16,
         maxConcurrency: readCdkJsonConfig().maxConcurrency,
         scaleStartDelayMs: 600_000,
+        flowControl: values['per-instance'] || !readCdkJsonConfig().sharedRateLimit ? 'per instance' : 'shared',
       };
-      log(`burst: ${parameters.uploads} uploads, rate limit ${rate ?? 'none'}`);
+      log(`burst: ${parameters.uploads} uploads, rate limit ${rate ?? 'none'}, flow control ${parameters.flowControl}`);
       const run = runInfo(command);
       measured.burst.push({ run, ...(await runBurst(parameters, bundles, burstDir(workDir, parameters), log)) });
     }

@@ -1,10 +1,12 @@
-import { Duration } from 'aws-cdk-lib';
-import type { ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import { AttributeType, Billing, TableV2, type ITableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { RATE_TABLE_SCHEMA } from '../lambdas/core/scale/dynamo-rate-store.js';
 import type { PipelineConfig } from '../lambdas/core/shared/config.js';
 import { FUNCTION_TIMEOUT_SECONDS } from './bundling.js';
 import { PipelineFunction } from './pipeline-function.js';
@@ -25,6 +27,8 @@ export interface TaskCreationProps {
 /** The create-task function, fed from the ingest queue with bounded concurrency towards Scale. */
 export class TaskCreation extends Construct {
   readonly function: PipelineFunction;
+  /** The Scale rate shared by every create-task instance (with `sharedRateLimit`). */
+  readonly rateTable?: TableV2;
 
   constructor(scope: Construct, id: string, props: TaskCreationProps) {
     super(scope, id);
@@ -47,6 +51,20 @@ export class TaskCreation extends Construct {
       .bindSecret(props.signingKey, 'CALLBACK_SIGNING_SECRET_ID')
       // HEAD and ranged GET of uploads; the presigned attachment URLs carry this same permission.
       .bindReadableBucket(props.scenes);
+
+    if (props.config.sharedRateLimit) {
+      this.rateTable = new TableV2(this, 'RateTable', {
+        partitionKey: { name: RATE_TABLE_SCHEMA.partitionKey, type: AttributeType.STRING },
+        billing: Billing.onDemand(),
+        // One item of a learnt rate and a schedule, stale after a quiet minute (then the next burst learns the limit
+        // anew): nothing worth keeping past the stack, or restoring from a backup, so no PITR and no retained table.
+        // No stream (nothing reacts to it), and DynamoDB's default encryption at rest: it holds no customer data.
+        removalPolicy: RemovalPolicy.DESTROY,
+      });
+      // Read the state, take tickets and write decreases with conditional updates: nothing else, no one else.
+      this.function.addToRolePolicy(new PolicyStatement({ actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'], resources: [this.rateTable.tableArn] }));
+      this.function.addEnvironment('SCALE_RATE_TABLE', this.rateTable.tableName);
+    }
 
     this.function.addEventSource(
       new SqsEventSource(props.queue, {

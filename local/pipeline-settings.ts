@@ -48,6 +48,8 @@ export interface LocalInfo {
   resultsBucket: string;
   dynamodbEndpoint: string;
   tasksTable: string;
+  /** The table of the Scale rate the create-task instances share (absent with sharedRateLimit false). */
+  rateTable?: string;
   secretsManagerEndpoint: string;
   callbackUrl: string;
   scaleApiUrl: string;

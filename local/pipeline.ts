@@ -12,7 +12,7 @@ import { sceneSuffixes } from '../lib/scenes-ingest.js';
 import { startApiFront } from './api-front.js';
 import { buildBundles } from './build-bundles.js';
 import { startDynamoFront } from './dynamodb-front.js';
-import { createTasksTable, startDynamo } from './emulators/dynamodb.js';
+import { createRateTable, createTasksTable, startDynamo } from './emulators/dynamodb.js';
 import { startLocalS3 } from './emulators/s3.js';
 import { startSecretsManager } from './emulators/secrets-manager.js';
 import { startLocalSqs } from './emulators/sqs.js';
@@ -31,6 +31,8 @@ const REGION = 'us-east-1';
 const SCENES_BUCKET = 'scenes';
 const RESULTS_BUCKET = 'results';
 const TASKS_TABLE = 'tasks';
+/** The Scale rate shared by the create-task instances (with sharedRateLimit, as the stack has it). */
+const RATE_TABLE = 'scale-rate';
 const INGEST_QUEUE = 'ingest';
 /** Concurrent callback invocations, and records per invocation (below): the stack's event source's. */
 const CALLBACK_CONCURRENCY = CALLBACK_MAX_CONCURRENCY;
@@ -69,7 +71,11 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
     // Everyone reaches the table through the front, which gives it the stack's stream (NEW_AND_OLD_IMAGES).
     const dynamoFront = await startDynamoFront({ target: dynamo.endpoint, streamedTables: [TASKS_TABLE], region: REGION });
     closers.push(dynamoFront.close);
-    await createTasksTable(new DynamoDBClient({ region: REGION, endpoint: dynamoFront.endpoint, credentials: LOCAL_CREDENTIALS }), TASKS_TABLE);
+    const tables = new DynamoDBClient({ region: REGION, endpoint: dynamoFront.endpoint, credentials: LOCAL_CREDENTIALS });
+    await createTasksTable(tables, TASKS_TABLE);
+    const rateTable = config.sharedRateLimit ? RATE_TABLE : undefined;
+    if (rateTable) await createRateTable(tables, rateTable);
+    tables.destroy();
     const secretsManager = await startSecretsManager({ [SECRET_IDS.apiKey]: secrets.scaleApiKey, [SECRET_IDS.callbackAuth]: secrets.callbackAuthKey, [SECRET_IDS.signing]: secrets.signingKey });
     closers.push(secretsManager.close);
     const batches = config.routing.batch ? [{ name: config.routing.batch, project: config.routing.project }] : [];
@@ -123,6 +129,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
         CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
         MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
         CANCEL_ON_DELETE: String(config.cancelOnDelete),
+        ...(rateTable ? { SCALE_RATE_TABLE: rateTable } : {}),
       },
       callback: {
         TASKS_TABLE,
@@ -218,6 +225,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
       resultsBucket: RESULTS_BUCKET,
       dynamodbEndpoint: dynamoFront.endpoint,
       tasksTable: TASKS_TABLE,
+      ...(rateTable ? { rateTable } : {}),
       secretsManagerEndpoint: secretsManager.endpoint,
       callbackUrl,
       scaleApiUrl: scale.apiUrl,

@@ -10,7 +10,9 @@ import { describeFailure } from '../core/shared/failures.js';
 import { logger } from '../core/shared/logger.js';
 import { changesInMessage, type BucketChange } from '../core/scenes/s3-event.js';
 import { ScaleClient } from '../core/scale/client.js';
-import { FlowControl } from '../core/scale/flow-control.js';
+import { DynamoRateStore } from '../core/scale/dynamo-rate-store.js';
+import { FlowControl, type RequestPacer } from '../core/scale/flow-control.js';
+import { SharedFlowControl } from '../core/scale/shared-flow-control.js';
 import { S3SceneObjects } from '../core/scenes/scene-objects.js';
 import { readSecret } from '../core/shared/secrets.js';
 import { sceneSourceOf, submitScene } from '../core/scenes/submit-scene.js';
@@ -33,10 +35,17 @@ const reserveMs = (remainingMs: number) => Math.min(5_000, remainingMs / 5);
 /** Every Scale call of this invocation ends by then (one invocation at a time per instance). */
 let deadline = Infinity;
 /**
- * This instance's share of Scale's rate limit, found from its 429s and kept between invocations (a warm
- * instance keeps its module state): every Scale call of the instance waits for its turn here.
+ * Scale's rate limit, kept between invocations (a warm instance keeps its module state): every Scale call of the
+ * instance waits for its turn here. With a rate table, one rate shared by every instance (its store requests fail
+ * fast: a slow one falls back to this instance's own flow control for a while); without, this instance's own share,
+ * found from its 429s.
  */
-const flowControl = new FlowControl();
+const rateTable = process.env.SCALE_RATE_TABLE;
+const flowControl: RequestPacer = rateTable
+  ? new SharedFlowControl(new DynamoRateStore(documentClient(new DynamoDBClient({ maxAttempts: 1 })), rateTable), {
+      onFallback: (err) => logger.warn("the shared Scale rate is out of reach: keeping to this instance's own flow control for 30 s", { error: describeFailure(err).message }),
+    })
+  : new FlowControl();
 
 async function scaleClient(): Promise<ScaleClient> {
   const apiKey = await readSecret(apiKeySecret, 'the Scale API key');

@@ -1,6 +1,7 @@
 import { CreateTableCommand, DescribeTableCommand, type DynamoDBClient, type GlobalSecondaryIndex, type KeySchemaElement } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
 import type { AddressInfo } from 'node:net';
+import { RATE_TABLE_SCHEMA } from '../../lambdas/core/scale/dynamo-rate-store.js';
 import { TASKS_TABLE_SCHEMA } from '../../lambdas/core/tasks/dynamo-task-store.js';
 
 /** An in-memory DynamoDB (dynalite) on a free loopback port. */
@@ -37,6 +38,19 @@ export async function createTasksTable(client: DynamoDBClient, tableName: string
       GlobalSecondaryIndexes: indexes,
     }),
   );
+  await waitUntilActive(client, tableName);
+}
+
+/** Creates the table of the shared Scale rate as the stack does (RATE_TABLE_SCHEMA), and waits until it is ACTIVE. */
+export async function createRateTable(client: DynamoDBClient, tableName: string): Promise<void> {
+  const key = RATE_TABLE_SCHEMA.partitionKey;
+  await client.send(
+    new CreateTableCommand({ TableName: tableName, BillingMode: 'PAY_PER_REQUEST', KeySchema: [{ AttributeName: key, KeyType: 'HASH' }], AttributeDefinitions: [{ AttributeName: key, AttributeType: 'S' }] }),
+  );
+  await waitUntilActive(client, tableName);
+}
+
+async function waitUntilActive(client: DynamoDBClient, tableName: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
     if (Table?.TableStatus === 'ACTIVE') return;

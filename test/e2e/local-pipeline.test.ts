@@ -1,10 +1,14 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RATE_ITEM_ID } from '../../lambdas/core/scale/dynamo-rate-store.js';
 import { encodeSfsToBuffer, writeSfsFile } from '../../lambdas/core/scenes/sfs/writer.js';
+import { documentClient } from '../../lambdas/core/tasks/dynamo-task-store.js';
 import { buildBundles } from '../../local/build-bundles.js';
 import { LOCAL_CREDENTIALS, startLocalPipeline, type LocalPipeline } from '../../local/pipeline.js';
 import { buildSampleFrame, buildSampleScene } from '../../local/sample-scenes.js';
@@ -114,6 +118,12 @@ describe('local pipeline, end to end', () => {
       for (const o of objects) expect(c.tasksFor(o.uniqueId)).toHaveLength(1);
       expect(pipeline.scale.state().requests.injectedErrors).toBeGreaterThan(0);
       expect(pipeline.scale.state().requests.rateLimited).toBeGreaterThan(0);
+      // The create-task instances learnt the limit together, in the shared rate table.
+      const dynamo = new DynamoDBClient({ region: pipeline.info.region, endpoint: pipeline.info.dynamodbEndpoint, credentials: LOCAL_CREDENTIALS });
+      const { Item } = await documentClient(dynamo).send(new GetCommand({ TableName: pipeline.info.rateTable, Key: { id: RATE_ITEM_ID } }));
+      dynamo.destroy();
+      expect(pipeline.info.rateTable).toBe('scale-rate');
+      expect(Item?.epoch).toBeGreaterThanOrEqual(1);
     } finally {
       pipeline.scale.configure({ rateLimit: null, serverErrorRate: 0 });
     }

@@ -118,6 +118,8 @@ describe('functions', () => {
       secret('SecretsCallbackSigningKey'),
       's3:GetObject,s3:GetObjectVersion on Join:,GetAtt:IngestScenes,,/*',
       's3:ListBucket on GetAtt:IngestScenes,',
+      // The shared Scale rate: read it, take tickets and write decreases, on its own table only.
+      'dynamodb:GetItem,dynamodb:UpdateItem on GetAtt:TaskCreationRateTable,',
       consume('IngestUploads'),
     ]);
     expect(readable('callback')).toEqual([
@@ -189,8 +191,36 @@ describe('task store', () => {
       ]),
       Replicas: [Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true }, DeletionProtectionEnabled: true })],
     });
-    template.hasResource('AWS::DynamoDB::GlobalTable', { DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
-    synth({ removalPolicy: 'destroy' }).template.hasResource('AWS::DynamoDB::GlobalTable', { DeletionPolicy: 'Delete' });
+    const tasksTable = (t: typeof template) => Object.entries(t.findResources('AWS::DynamoDB::GlobalTable')).find(([id]) => id.startsWith('TaskStoreTasks'))![1];
+    expect(tasksTable(template)).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(tasksTable(synth({ removalPolicy: 'destroy' }).template)).toMatchObject({ DeletionPolicy: 'Delete' });
+  });
+});
+
+describe('shared Scale rate', () => {
+  const rateTables = (t: typeof template) => Object.entries(t.findResources('AWS::DynamoDB::GlobalTable')).filter(([id]) => id.startsWith('TaskCreationRateTable'));
+
+  it('is one table of its own, keyed by id, on demand, with no stream and no PITR, deleted with the stack whatever removalPolicy says', () => {
+    const [[id, table]] = rateTables(template) as [[string, { Properties: Record<string, unknown>; DeletionPolicy: string }]];
+    expect(table).toMatchObject({ DeletionPolicy: 'Delete', UpdateReplacePolicy: 'Delete' });
+    expect(table.Properties).toEqual({
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      BillingMode: 'PAY_PER_REQUEST',
+      // DynamoDB's default encryption at rest (an AWS-owned key): no SSESpecification.
+      Replicas: [{ Region: { Ref: 'AWS::Region' } }],
+    });
+    expect(functionNamed('create-task')[1].Properties.Environment.Variables.SCALE_RATE_TABLE).toEqual({ Ref: id });
+    // No other function is told of it (the reconciler keeps its own flow control).
+    for (const name of ['callback', 'callback-auth', 'task-events', 'reconcile']) expect(functionNamed(name)[1].Properties.Environment.Variables.SCALE_RATE_TABLE).toBeUndefined();
+  });
+
+  it('is left out with sharedRateLimit false: no table, no variable, no grant', () => {
+    const other = synth({ sharedRateLimit: false }).template;
+    expect(rateTables(other)).toEqual([]);
+    const { functionNamed: named, permissionsOf } = inspect(other);
+    expect(named('create-task')[1].Properties.Environment.Variables.SCALE_RATE_TABLE).toBeUndefined();
+    expect(permissionsOf('create-task').filter((p) => p.resources.includes('RateTable'))).toEqual([]);
   });
 });
 

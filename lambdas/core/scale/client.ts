@@ -1,7 +1,7 @@
 import type { z } from 'zod/mini';
 import { checkAgainst } from '../shared/validation.js';
 import { ScaleApiError, ScaleRequestInvalidError } from './errors.js';
-import type { FlowControl } from './flow-control.js';
+import type { RequestPacer } from './flow-control.js';
 import { backoffDelay, DEFAULT_RETRY_POLICY, isRetryableStatus, parseRetryAfter, type RetryPolicy } from './retry.js';
 import {
   checkCreateTaskRequest,
@@ -38,10 +38,11 @@ export interface ScaleClientOptions {
    */
   deadline?: number;
   /**
-   * The instance's flow control (flow-control.ts), shared by every client of the instance: each request waits
-   * for its turn and reports its answer, so the instance keeps to the rate Scale allows it.
+   * The instance's flow control (flow-control.ts, or the rate shared by every instance: shared-flow-control.ts),
+   * shared by every client of the instance: each request waits for its turn and reports its answer, so the
+   * instance keeps to the rate Scale allows.
    */
-  flowControl?: FlowControl;
+  flowControl?: RequestPacer;
 }
 
 /** Least time worth starting a request with: less than this before the deadline, it is not sent. */
@@ -177,8 +178,8 @@ export class ScaleClient {
         throw fail(`${outcome.summary}; gave up: the next try would pass the deadline (${deadline - started} ms budget)`);
       }
       this.options.onRetry?.({ operation: spec.operation, attempt, delayMs, reason: outcome.summary, ...(flow ? { rate: flow.state().rate } : {}) });
-      // Retry-After is the flow control's to keep (it holds back every request of the instance, this one too).
-      if (!(paced && retryAfterMs !== undefined)) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      // The refused request itself waits out its Retry-After (or backoff); the flow control may hold others back too.
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
 

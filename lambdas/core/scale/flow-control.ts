@@ -77,6 +77,16 @@ export interface FlowState {
   rateLimited: number;
 }
 
+/**
+ * What a Scale client paces its requests with: this instance's own flow control, or the rate shared by every
+ * instance (shared-flow-control.ts). Every permit `acquire` gives goes back to `settle` with its answer.
+ */
+export interface RequestPacer {
+  acquire(latestStart: number): Promise<Turn>;
+  settle(permit: Permit, answer: FlowAnswer): void;
+  state(): FlowState;
+}
+
 /** The window a limit is counted over, by assumption a second (the usual unit of API rate limits). */
 const WINDOW_MS = 1_000;
 /** Round trips remembered for the jitter margin. */
@@ -84,7 +94,7 @@ const ROUND_TRIPS_KEPT = 64;
 /** Below two requests per second a 429 multiplies the rate by this (one request less would halve it or worse). */
 const DECREASE_BELOW_TWO = 0.75;
 
-export class FlowControl {
+export class FlowControl implements RequestPacer {
   private readonly clock: FlowClock;
   private readonly minRate: number;
   private readonly initialGrowth: number;
@@ -146,6 +156,20 @@ export class FlowControl {
     // The next request waits for this one's turn only, whatever its outcome.
     this.queue = turn.catch(() => undefined);
     return turn.finally(() => this.waiting--);
+  }
+
+  /**
+   * Keeps to at most `rate` requests per second from now, growing from there as after a 429: for an instance that
+   * takes over a limit learnt elsewhere (the shared rate, while its store is out of reach), so that it does not
+   * start unlimited into a limit already known. A lower rate of its own stays.
+   */
+  limitTo(rate: number): this {
+    const now = this.clock.now();
+    if (this.rateAt(now) <= rate) return this;
+    this.restartGrowth(Math.max(this.minRate, rate), now);
+    // The requests sent before met whatever limit this one stands for: their 429s are not news.
+    this.lastDecreaseAt = now;
+    return this;
   }
 
   /** Takes the answer to a request sent with `permit`. */

@@ -80,6 +80,11 @@ export const PipelineConfigSchema = z.strictObject({
   ),
   /** Concurrent create-task invocations, i.e. the pressure put on Scale's rate limit. */
   maxConcurrency: z._default(z.int().check(z.gte(2, 'must be at least 2 (SQS event source minimum)'), z.lte(1000)), 5),
+  /**
+   * create-task instances keep to one Scale rate shared through a small table of its own (false: each instance
+   * finds its own share of the limit, which splits it unequally between them).
+   */
+  sharedRateLimit: z._default(z.boolean(), true),
   /** Receives of one message before it moves to the dead-letter queue. */
   maxReceiveCount: z._default(z.int().check(z.gte(1), z.lte(1000)), 5),
   removalPolicy: z._default(z.enum(['retain', 'destroy']), 'retain'),

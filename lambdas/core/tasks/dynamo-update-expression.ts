@@ -42,7 +42,8 @@ export class UpdateExpression {
     this.removes.push(this.name(field));
   }
 
-  add(field: string, amount: number): void {
+  /** Adds to a number, or the members of a set to a set (either created when absent). */
+  add(field: string, amount: number | ReadonlySet<string>): void {
     this.adds.push(`${this.name(field)} ${this.value(amount)}`);
   }
 

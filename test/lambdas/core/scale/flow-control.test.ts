@@ -139,4 +139,19 @@ describe('flow control', () => {
     await Promise.all(turns);
     expect(order).toEqual([0, 1, 2, 3, 4, 5]);
   });
+
+  it('keeps to a rate learnt elsewhere once told (limitTo), and never raises a lower one of its own', async () => {
+    const clock = new VirtualClock();
+    const flow = new FlowControl({ clock }).limitTo(4);
+    expect(flow.state().rate).toBe(4);
+    const sentAt: number[] = [];
+    const turns = Array.from({ length: 5 }, () => send(flow).then((permit) => sentAt.push(permit.sentAt)));
+    await clock.run();
+    await Promise.all(turns);
+    // Four in the first window, half their even spacing apart; the fifth a window and the 50 ms margin after the first.
+    expect(sentAt).toEqual([0, 131.25, 262.5, 393.75, 1_050]);
+    const lower = await limitedAt(2);
+    expect(Math.floor(lower.flow.limitTo(10).state().rate!)).toBe(2);
+    expect(new FlowControl({ clock }).limitTo(0.05).state().rate).toBe(0.1);
+  });
 });

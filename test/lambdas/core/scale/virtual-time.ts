@@ -20,10 +20,14 @@ export class VirtualClock implements FlowClock {
     return new Promise((wake) => this.timers.push({ at: this.time + Math.max(0, ms), seq: this.seq++, wake }));
   }
 
-  /** Runs timers in time order until `until` (ms) or until nothing is left, letting promise chains settle between. */
-  async run(until = Infinity): Promise<void> {
+  /**
+   * Runs timers in time order until `until` (ms), until nothing is left, or until `done()` says so, letting promise
+   * chains settle between.
+   */
+  async run(until = Infinity, done?: () => boolean): Promise<void> {
     for (;;) {
       await settle();
+      if (done?.()) return;
       this.timers.sort((a, b) => a.at - b.at || a.seq - b.seq);
       const next = this.timers[0];
       if (!next || next.at > until) break;

@@ -37,6 +37,7 @@ describe('defaults', () => {
       routing: 'checked above',
       scaleApiUrl: 'https://api.scale.com/v1',
       maxConcurrency: 5,
+      sharedRateLimit: true,
       maxReceiveCount: 5,
       removalPolicy: 'retain',
       resultFileHosts: ['scaleapi-results.s3.amazonaws.com', 'scaleapi-results.s3.us-west-2.amazonaws.com', 'api.scale.com'],
@@ -53,8 +54,8 @@ describe('defaults', () => {
   });
 
   it('keeps values given over the defaults', () => {
-    const checked = checkAgainst(PipelineConfigSchema, { routing: { project: 'p', clearUniqueIdOnError: false, frameScope: 'route' }, resultFilesAllowHttp: true, cancelOnDelete: false, removalPolicy: 'destroy' });
-    expect(checked.ok && checked.value).toMatchObject({ routing: { clearUniqueIdOnError: false, frameScope: 'route' }, resultFilesAllowHttp: true, cancelOnDelete: false, removalPolicy: 'destroy' });
+    const checked = checkAgainst(PipelineConfigSchema, { routing: { project: 'p', clearUniqueIdOnError: false, frameScope: 'route' }, resultFilesAllowHttp: true, cancelOnDelete: false, removalPolicy: 'destroy', sharedRateLimit: false });
+    expect(checked.ok && checked.value).toMatchObject({ routing: { clearUniqueIdOnError: false, frameScope: 'route' }, resultFilesAllowHttp: true, cancelOnDelete: false, removalPolicy: 'destroy', sharedRateLimit: false });
   });
 });
 
