@@ -19,31 +19,49 @@
  *   waited for every earlier item, so a key's earlier entry adds no ordering.
  *
  * scale/
- * - client.ts:198 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
+ * - client.ts:199 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
  *   JSON.stringify(undefined) is undefined, so no body is sent either way.
- * - client.ts:248 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
- * - client.ts:265 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request here, and
+ * - client.ts:249 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
+ * - client.ts:266 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request here, and
  *   it rejects with TimeoutError on every Node this runs on; the check is for runtimes that say AbortError.
  * - retry.ts:43 `value.trim() === ''` -> `false` / `value === ''` / another string: a blank value goes on to
  *   Date.parse(''), which is NaN, and gives undefined just the same.
  * - schemas.ts:17 `catch { return false; }` -> `catch {}`: a refinement returning undefined fails like false.
- * - flow-control.ts:97 `growthFrom = -Infinity` -> `+Infinity`: growthFrom is read only once the base is finite, and
+ * - flow-control.ts:107 `growthFrom = -Infinity` -> `+Infinity`: growthFrom is read only once the base is finite, and
  *   every path that makes the base finite sets growthFrom first (restartGrowth).
- * - flow-control.ts:126 `!Number.isFinite(this.base)` -> `false`: with an infinite base the growth formula gives
+ * - flow-control.ts:136 `!Number.isFinite(this.base)` -> `false`: with an infinite base the growth formula gives
  *   Infinity (or NaN when growth is 0), and every caller treats a rate that is not finite as unlimited.
- * - flow-control.ts:180 `current >= 2` -> `current > 2`: at a rate of exactly 2 (base under 1) the share path
+ * - flow-control.ts:204 `current >= 2` -> `current > 2`: at a rate of exactly 2 (base under 1) the share path
  *   (ceiling ⌊2⌋ − 1) and the step path (⌊2⌋ − 1) both set the rate to 1 with the same growth, and late answers
  *   cannot raise a ceiling of 1.
- * - flow-control.ts:252 `this.lastRetryAfterMs !== undefined` -> `true`: pausedUntil is above 0 only once a 429 gave
+ * - flow-control.ts:276 `this.lastRetryAfterMs !== undefined` -> `true`: pausedUntil is above 0 only once a 429 gave
  *   a Retry-After, and a turn at pausedUntil later than now (an epoch time) is above 0.
- * - flow-control.ts:235 `this.forgetOld(now)` removed (in waitForTurn): settle forgets old entries too, and a send
+ * - flow-control.ts:259 `this.forgetOld(now)` removed (in waitForTurn): settle forgets old entries too, and a send
  *   older than a window and the largest margin can only give a turn time that has already passed.
- * - flow-control.ts:259 `this.sent.length > 1` -> `false`: sends older than a window and the largest margin only give
+ * - flow-control.ts:283 `this.sent.length > 1` -> `false`: sends older than a window and the largest margin only give
  *   turn times already past, and the share counts only acceptances of the last second.
- * - flow-control.ts:259 `this.sent[0]! <= now - WINDOW_MS - this.maxMarginMs` -> `<`: a send exactly one window and
+ * - flow-control.ts:283 `this.sent[0]! <= now - WINDOW_MS - this.maxMarginMs` -> `<`: a send exactly one window and
  *   margin old limits nothing (its window has ended; spacing uses only the newest send).
- * - flow-control.ts:260 `this.accepted.length > 0` -> `true` / `>= 0`: on an empty list accepted[0] is undefined and
+ * - flow-control.ts:284 `this.accepted.length > 0` -> `true` / `>= 0`: on an empty list accepted[0] is undefined and
  *   `undefined <= n` is false, so the loop stops there anyway.
+ * - flow-control.ts:168 `this.rateAt(now) <= rate` -> `<`: the rate equals `rate` exactly only at the instant growth
+ *   restarted at it, and restarting it there again changes nothing.
+ * - answer-log.ts:30 `this.accepted.length > 0` -> `true` / `>= 0`: as flow-control.ts:284.
+ * - answer-log.ts:55 `this.roundTrips.length < 2` -> `false`: with no round trip the spread is −Infinity, with one it
+ *   is 0; the next line gives min(max, 2) for both.
+ * - shared-flow-control.ts:47 `version: -1` -> `+1` (the state before the first read): the store's conditions never
+ *   look at the version, and the only state of version 0 is the absent item, whose content is this one's.
+ * - shared-flow-control.ts:286 `state.version < after.version` -> `<=`: a write's answer has the version it was asked
+ *   under only when takeTickets was refused on the very state it holds, and that falls back before learning.
+ * - shared-flow-control.ts:62 `readAt = -Infinity` -> `+Infinity`: read() sets it before its first await, and it is
+ *   looked at only after start() has read.
+ * - shared-flow-control.ts:122 `rate !== null` -> `true`: Number.isFinite(null) is false.
+ * - shared-flow-control.ts:216 `answer.tickets.length === 0` -> `true`: a store gives tickets only by writing, and a
+ *   write raises the version above that of the state it was asked under.
+ * - shared-flow-control.ts:287 `state.version < this.known.version` -> `<=`: a state of the version known has the
+ *   same content (every write raises the version): learning it again changes nothing, and a share is written once.
+ * - ticket-waiters.ts:57 `i >= 0` -> `true`: a waiter not yet answered, the only kind refuse() gets past its first
+ *   check with, is always still in the list.
  *
  * tasks/
  * - export-line.ts:151 `child !== null && typeof child === 'object'` -> `true` / `||` / either operand `true`: a

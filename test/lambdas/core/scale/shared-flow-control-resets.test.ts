@@ -39,11 +39,13 @@ describe('a shared rate whose item changes under it', () => {
     expect(store.writes - writes).toBe(1);
     expect(flow.state().rate).toBeNull();
 
-    // A 429 now opens a discovery in the new item (epoch 1), as on a fresh table.
+    // A 429 now opens a discovery in the new item (epoch 1), as on a fresh table, and this instance adds its share:
+    // the nine requests Scale accepted from it in the second before.
+    for (const t of after.slice(1)) if (t.ok) flow.settle(t.permit, { rateLimited: false });
     const first = after[0]!;
     if (first.ok) flow.settle(first.permit, { rateLimited: true, retryAfterMs: 1_000 });
     await clock.run(clock.now() + 10);
-    expect(store.item).toMatchObject({ epoch: 1, discovering: true, base: 0 });
+    expect(store.item).toMatchObject({ epoch: 1, discovering: true, base: 9, reporters: [flow.instanceId] });
     expect(flow.state().decreases).toBe(2);
   });
 
