@@ -106,8 +106,9 @@ export class SharedFlowControl implements RequestPacer {
     if (!answer.rateLimited) return;
     this.rateLimited++;
     if (answer.retryAfterMs !== undefined) this.lastRetryAfterMs = answer.retryAfterMs;
-    // Without a Retry-After, a window is what Scale's count needs to empty.
-    const pauseMs = answer.retryAfterMs ?? WINDOW_MS;
+    // A window at least is what Scale's count needs to empty (and a discovery's shares, to come in), whatever a
+    // Retry-After of 0 says.
+    const pauseMs = Math.max(answer.retryAfterMs ?? 0, WINDOW_MS);
     // Unlimited, nothing else holds the instance back until the decrease is written and read.
     if (issued.rate === Infinity) this.pausedUntil = Math.max(this.pausedUntil, now + pauseMs);
     if (issued.epoch > this.reactedTo) {

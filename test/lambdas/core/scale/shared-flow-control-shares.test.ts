@@ -40,13 +40,22 @@ async function discoveredWithOneUnanswered(retryAfterMs: number) {
 
 describe('a discovery’s share', () => {
   it('waits for an answer that never comes until the fleet resumes, then adds what was accepted', async () => {
-    const { clock, store } = await discoveredWithOneUnanswered(998);
-    expect(store.item).toMatchObject({ epoch: 1, base: 0, discovering: true, changedAt: 0, tat: 1_000, reporters: [] });
-    await clock.run(995);
+    const { clock, store } = await discoveredWithOneUnanswered(1_008);
+    expect(store.item).toMatchObject({ epoch: 1, base: 0, discovering: true, changedAt: 0, tat: 1_010, reporters: [] });
+    await clock.run(1_005);
     expect(store.item).toMatchObject({ base: 0, reporters: [] });
-    // The share's wait ends with the pause (at 1000, looked at every 10 ms): the one request accepted.
-    await clock.run(1_000);
+    // The share's wait ends with the pause (at 1010, looked at every 10 ms): the one request accepted.
+    await clock.run(1_010);
     expect(store.item).toMatchObject({ base: 1, reporters: ['me'] });
+  });
+
+  it('has a window to come in, even when the 429 says Retry-After 0: the fleet pauses a window and the margin', async () => {
+    const { clock, store, flow, unanswered } = await discoveredWithOneUnanswered(0);
+    expect(store.item).toMatchObject({ epoch: 1, base: 0, discovering: true, tat: 1_002, reporters: [] });
+    await clock.run(300);
+    flow.settle(unanswered, { rateLimited: false });
+    await clock.run(310);
+    expect(store.item).toMatchObject({ base: 2, reporters: ['me'] });
   });
 
   it('is added once the answer it waits for is in', async () => {
