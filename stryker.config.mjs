@@ -51,14 +51,14 @@
  *   is 0; the next line gives min(max, 2) for both.
  * - shared-flow-control.ts:47 `version: -1` -> `+1` (the state before the first read): the store's conditions never
  *   look at the version, and the only state of version 0 is the absent item, whose content is this one's.
- * - shared-flow-control.ts:286 `state.version < after.version` -> `<=`: a write's answer has the version it was asked
+ * - shared-flow-control.ts:287 `state.version < after.version` -> `<=`: a write's answer has the version it was asked
  *   under only when takeTickets was refused on the very state it holds, and that falls back before learning.
  * - shared-flow-control.ts:62 `readAt = -Infinity` -> `+Infinity`: read() sets it before its first await, and it is
  *   looked at only after start() has read.
- * - shared-flow-control.ts:122 `rate !== null` -> `true`: Number.isFinite(null) is false.
- * - shared-flow-control.ts:216 `answer.tickets.length === 0` -> `true`: a store gives tickets only by writing, and a
+ * - shared-flow-control.ts:123 `rate !== null` -> `true`: Number.isFinite(null) is false.
+ * - shared-flow-control.ts:217 `answer.tickets.length === 0` -> `true`: a store gives tickets only by writing, and a
  *   write raises the version above that of the state it was asked under.
- * - shared-flow-control.ts:287 `state.version < this.known.version` -> `<=`: a state of the version known has the
+ * - shared-flow-control.ts:288 `state.version < this.known.version` -> `<=`: a state of the version known has the
  *   same content (every write raises the version): learning it again changes nothing, and a share is written once.
  * - ticket-waiters.ts:57 `i >= 0` -> `true`: a waiter not yet answered, the only kind refuse() gets past its first
  *   check with, is always still in the list.
