@@ -43,7 +43,7 @@ let deadline = Infinity;
 const rateTable = process.env.SCALE_RATE_TABLE;
 const flowControl: RequestPacer = rateTable
   ? new SharedFlowControl(new DynamoRateStore(documentClient(new DynamoDBClient({ maxAttempts: 1 })), rateTable), {
-      onFallback: (err) => logger.warn("the shared Scale rate is out of reach: keeping to this instance's own flow control for 30 s", { error: describeFailure(err).message }),
+      onFallback: (err) => logger.warn("the shared Scale rate cannot be used (see error): keeping to this instance's own flow control for 30 s", { error: describeFailure(err).message }),
     })
   : new FlowControl();
 

@@ -63,7 +63,7 @@ describe('create-task with a shared rate table', () => {
     const upload = { ...(await env.put('shared/fallback.sfs', scene)), eventName: 'ObjectCreated:Put' };
     expect((await fresh(sqsEvent([sqsRecord(s3NotificationBody([upload]))]), contextWith(60_000))).batchItemFailures).toEqual([]);
     expect(env.scale.state().tasks.filter((t) => t.unique_id === expectedUniqueId(upload))).toHaveLength(1);
-    expect(warnings.map(([message]) => message)).toEqual(["the shared Scale rate is out of reach: keeping to this instance's own flow control for 30 s"]);
+    expect(warnings.map(([message]) => message)).toEqual(["the shared Scale rate cannot be used (see error): keeping to this instance's own flow control for 30 s"]);
     expect(String((warnings[0]![1] as { error: string }).error)).toMatch(/non-existent table|ResourceNotFound/i);
   });
 });
