@@ -203,8 +203,8 @@ export class SharedFlowControl implements RequestPacer {
         const now = this.clock.now();
         const rate = rateAt(this.known, now);
         if (rate === Infinity) return this.waiters.releaseAll();
-        const early = this.known.tat - HORIZON_MS - now;
         if (this.fellBackFromSchedule()) return;
+        const early = this.known.tat - HORIZON_MS - now;
         if (early > 0) {
           await this.clock.sleep(early);
           continue;
