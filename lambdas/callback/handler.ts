@@ -27,9 +27,9 @@ const policy: ResultFilePolicy = {
   timeoutMs: 60_000,
 };
 const resultFiles: ResultFileStore = {
-  put: async (key, body, contentType) => {
+  put: async (key, body, contentType, signal) => {
     // The length given, so the SDK never has to guess it (an empty body would otherwise go without one).
-    await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: body, ContentLength: body.byteLength, ContentType: contentType }));
+    await s3.send(new PutObjectCommand({ Bucket: resultsBucket, Key: key, Body: body, ContentLength: body.byteLength, ContentType: contentType }), { abortSignal: signal });
     return { bucket: resultsBucket, key };
   },
 };

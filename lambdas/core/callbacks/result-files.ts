@@ -19,7 +19,8 @@ export interface ResultFilePolicy {
 
 /** Where copies go. */
 export interface ResultFileStore {
-  put(key: string, body: Uint8Array, contentType: string): Promise<{ bucket: string; key: string }>;
+  /** Stores a copy; `signal` aborts a write that outlives the policy's timeout or the deadline. */
+  put(key: string, body: Uint8Array, contentType: string, signal: AbortSignal): Promise<{ bucket: string; key: string }>;
 }
 
 /** A failure worth retrying (network, timeout, 5xx): the callback's message comes back unless it is the last try. */
@@ -107,10 +108,14 @@ async function copyOne(uniqueId: string, index: number, sourceUrl: string, deps:
   if (deps.apiKey && deps.policy.scaleHosts.includes(url.hostname)) headers.authorization = `Basic ${Buffer.from(`${await deps.apiKey()}:`).toString('base64')}`;
   let response: Response;
   try {
-    const timeoutMs = Math.max(1, Math.floor(Math.min(deps.policy.timeoutMs, (deps.deadline ?? Infinity) - Date.now())));
-    response = await (deps.fetchImpl ?? fetch)(url, { headers, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+    // A redirect is answered, not followed: it could lead anywhere, and the allow-list is about where we fetch.
+    response = await (deps.fetchImpl ?? fetch)(url, { headers, redirect: 'manual', signal: AbortSignal.timeout(timeLeft(deps)) });
   } catch (err) {
-    throw new TransientResultFileError(`fetching failed: ${(err as Error).name === 'TimeoutError' ? 'timed out' : (err as Error).message}`);
+    throw new TransientResultFileError(`fetching failed: ${whyFetchFailed(err)}`);
+  }
+  if (response.status >= 300 && response.status < 400 && response.headers.has('location')) {
+    await response.body?.cancel();
+    throw new Error(`refused: answered ${response.status}, a redirect to ${redirectHost(response.headers.get('location')!, url)}; redirects are not followed`);
   }
   if (response.status >= 500 || response.status === 429) {
     await response.body?.cancel();
@@ -143,11 +148,33 @@ async function copyOne(uniqueId: string, index: number, sourceUrl: string, deps:
   const name = posix.basename(url.pathname).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100) || 'file';
   const key = `results/${uniqueId}/${deps.version}/${String(index).padStart(2, '0')}-${name}`;
   let stored: Awaited<ReturnType<CopyDeps['store']['put']>>;
+  const storing = AbortSignal.timeout(timeLeft(deps));
   try {
-    stored = await deps.store.put(key, body, response.headers.get('content-type') ?? 'application/octet-stream');
+    stored = await deps.store.put(key, body, response.headers.get('content-type') ?? 'application/octet-stream', storing);
   } catch (err) {
     // Our own bucket refusing a write (throttling, an outage, a policy being fixed) heals: try the callback again.
-    throw new TransientResultFileError(`storing failed: ${(err as Error).name}: ${(err as Error).message}`);
+    // (The SDK reports an aborted request as its own AbortError.)
+    const why = storing.aborted ? 'timed out' : `${(err as Error).name}: ${(err as Error).message}`;
+    throw new TransientResultFileError(`storing failed: ${why}`);
   }
   return { ...stored, bytes, sha256: createHash('sha256').update(body).digest('hex') };
+}
+
+/** How long a fetch or a store may take: the policy's timeout, or less when the deadline comes first. */
+const timeLeft = (deps: CopyDeps) => Math.max(1, Math.floor(Math.min(deps.policy.timeoutMs, (deps.deadline ?? Infinity) - Date.now())));
+
+/** fetch's own error says only "fetch failed"; its cause says what (refused, reset, a bad port…). */
+function whyFetchFailed(err: unknown): string {
+  if ((err as Error).name === 'TimeoutError') return 'timed out';
+  const cause = (err as { cause?: { message?: unknown } }).cause?.message;
+  return typeof cause === 'string' && cause !== '' ? `${(err as Error).message} (${cause.slice(0, 200)})` : (err as Error).message;
+}
+
+/** Where a redirect points, for the error: its host only (the rest can be long, or carry a signature). */
+function redirectHost(location: string, from: URL): string {
+  try {
+    return new URL(location, from).host.slice(0, 100) || '(no host)';
+  } catch {
+    return '(an unreadable location)';
+  }
 }
