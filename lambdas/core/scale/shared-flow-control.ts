@@ -62,7 +62,7 @@ export class SharedFlowControl implements RequestPacer {
   private readAt = -Infinity;
   private fallback: { flow: FlowControl; until: number } | undefined;
   private pausedUntil = 0;
-  private lastRetryAfterMs: number | undefined;
+  private lastPause: { retryAfterMs: number | undefined; pauseMs: number } | undefined;
   /** The last epoch this instance wrote a 429 for: one write per overload, however many of its requests met it. */
   private reactedTo = -1;
   private reportedIn = -1;
@@ -105,12 +105,12 @@ export class SharedFlowControl implements RequestPacer {
     if (issued.kind === 'local') return issued.flow.settle(permit, answer);
     if (!answer.rateLimited) return;
     this.rateLimited++;
-    if (answer.retryAfterMs !== undefined) this.lastRetryAfterMs = answer.retryAfterMs;
     // A window at least is what Scale's count needs to empty (and a discovery's shares, to come in), whatever a
     // Retry-After of 0 says.
     const pauseMs = Math.max(answer.retryAfterMs ?? 0, WINDOW_MS);
-    // Unlimited, nothing else holds the instance back until the decrease is written and read.
-    if (issued.rate === Infinity) this.pausedUntil = Math.max(this.pausedUntil, now + pauseMs);
+    // Unlimited, nothing else holds the instance back until the decrease is written and read (the longest pause wins).
+    const pause = issued.rate === Infinity && now + pauseMs >= this.pausedUntil ? { retryAfterMs: answer.retryAfterMs, pauseMs } : undefined;
+    if (pause) [this.pausedUntil, this.lastPause] = [now + pauseMs, pause];
     if (issued.epoch > this.reactedTo) {
       this.reactedTo = issued.epoch;
       void this.react({ sentAt: permit.sentAt, epoch: issued.epoch, rate: issued.rate }, now, pauseMs);
@@ -301,10 +301,17 @@ export class SharedFlowControl implements RequestPacer {
 
   private refusal(at: number, now: number): Turn {
     const rate = rateAt(this.known, now);
-    const paused = at === this.pausedUntil && this.lastRetryAfterMs !== undefined ? `Retry-After ${this.lastRetryAfterMs} ms` : undefined;
+    const paused = at === this.pausedUntil && this.lastPause ? pauseText(this.lastPause) : undefined;
     const pace = Number.isFinite(rate) ? `${rate} requests/s shared by every instance` : undefined;
     const details = ['429', paused, pace].filter(Boolean).join(', ');
     const waitMs = Math.ceil(Math.max(0, at - now));
     return { ok: false, waitMs, reason: `not sent: Scale's rate limit (${details}) gives this request its turn in ${waitMs} ms, after the deadline` };
   }
+}
+
+/** What holds the instance back after a 429: Scale's Retry-After, or the window it was lengthened to. */
+function pauseText({ retryAfterMs, pauseMs }: { retryAfterMs: number | undefined; pauseMs: number }): string {
+  if (retryAfterMs === pauseMs) return `Retry-After ${retryAfterMs} ms`;
+  const asked = retryAfterMs === undefined ? 'no Retry-After' : `Retry-After ${retryAfterMs} ms`;
+  return `${asked}, held ${pauseMs} ms for Scale's window to empty`;
 }

@@ -69,7 +69,15 @@ describe('what a caller who cannot wait is told', () => {
     await clock.run(500);
     const permit = await granted(flow.acquire(Infinity));
     flow.settle(permit, { rateLimited: true });
-    expect(await flow.acquire(1_000)).toEqual({ ok: false, waitMs: 1_000, reason: "not sent: Scale's rate limit (429) gives this request its turn in 1000 ms, after the deadline" });
+    expect(await flow.acquire(1_000)).toEqual({ ok: false, waitMs: 1_000, reason: "not sent: Scale's rate limit (429, no Retry-After, held 1000 ms for Scale's window to empty) gives this request its turn in 1000 ms, after the deadline" });
+  });
+
+  it('says a Retry-After of 0 was lengthened to a window, rather than claim a wait of 0 ms', async () => {
+    const clock = new VirtualClock();
+    const flow = new SharedFlowControl(new MemoryRateStore(), { clock });
+    const permit = await granted(flow.acquire(Infinity));
+    flow.settle(permit, { rateLimited: true, retryAfterMs: 0 });
+    expect(await flow.acquire(500)).toEqual({ ok: false, waitMs: 1_000, reason: "not sent: Scale's rate limit (429, Retry-After 0 ms, held 1000 ms for Scale's window to empty) gives this request its turn in 1000 ms, after the deadline" });
   });
 
   it('once the decrease is known, gives the schedule’s time and rate, not the Retry-After, to a caller who cannot wait', async () => {
