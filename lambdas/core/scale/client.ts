@@ -161,21 +161,21 @@ export class ScaleClient {
     let rateLimited = 0;
     for (let attempt = 1; ; attempt++) {
       const turn = flow ? await flow.acquire(deadline - MIN_ATTEMPT_MS) : undefined;
-      if (turn && !turn.ok) throw new ScaleApiError(turn.reason, { operation: spec.operation, retryable: true, attempts: attempt - 1 });
+      if (turn && !turn.ok) throw new ScaleApiError(turn.reason, { operation: spec.operation, retryable: true, attempts: attempt - 1, retryInMs: turn.waitMs });
       const outcome = await this.attempt(spec, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
       const retryAfterMs = !outcome.ok && outcome.retryAfterMs !== undefined ? Math.min(outcome.retryAfterMs, this.policy.maxRetryAfterMs) : undefined;
       const paced = flow !== undefined && !outcome.ok && outcome.status === 429;
       if (turn?.ok) flow!.settle(turn.permit, { rateLimited: paced, retryAfterMs });
       if (outcome.ok) return outcome.value;
-      const fail = (summary: string) =>
-        new ScaleApiError(summary, { operation: spec.operation, status: outcome.status, scaleMessage: outcome.scaleMessage, retryable: outcome.retryable, attempts: attempt });
+      const fail = (summary: string, retryInMs?: number) =>
+        new ScaleApiError(summary, { operation: spec.operation, status: outcome.status, scaleMessage: outcome.scaleMessage, retryable: outcome.retryable, attempts: attempt, retryInMs });
       if (!outcome.retryable) throw fail(outcome.summary);
       const [counted, limit] = paced ? [++rateLimited, this.policy.maxRateLimitedAttempts] : [++failures, this.policy.maxAttempts];
       if (counted >= limit) throw fail(`${outcome.summary}; gave up after the maximum of ${limit} ${paced ? 'rate-limited ' : ''}attempts`);
       const delayMs = retryAfterMs ?? backoffDelay(counted, this.policy, this.options.random);
       // Leave room for one more attempt of at least a second; otherwise stop inside the budget.
       if (Date.now() + delayMs + MIN_ATTEMPT_MS > deadline) {
-        throw fail(`${outcome.summary}; gave up: the next try would pass the deadline (${deadline - started} ms budget)`);
+        throw fail(`${outcome.summary}; gave up: the next try would pass the deadline (${deadline - started} ms budget)`, outcome.status === 429 ? delayMs : undefined);
       }
       this.options.onRetry?.({ operation: spec.operation, attempt, delayMs, reason: outcome.summary, ...(flow ? { rate: flow.state().rate } : {}) });
       // The refused request itself waits out its Retry-After (or backoff); the flow control may hold others back too.

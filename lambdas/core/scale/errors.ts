@@ -15,6 +15,11 @@ export interface ScaleApiErrorDetails {
   /** True when trying again later may succeed (429, 5xx, timeouts, network); false for other 4xx. */
   retryable: boolean;
   attempts: number;
+  /**
+   * Set when only Scale's rate limit stood in the way (a turn the flow control gives after the deadline, or a
+   * Retry-After past it): how long until a try may be made. Nothing of this call created a task.
+   */
+  retryInMs?: number;
 }
 
 /**
@@ -28,6 +33,7 @@ export class ScaleApiError extends Error {
   readonly scaleMessage?: string;
   readonly retryable: boolean;
   readonly attempts: number;
+  readonly retryInMs?: number;
 
   constructor(summary: string, details: ScaleApiErrorDetails) {
     const attempts = `${details.attempts} attempt${details.attempts === 1 ? '' : 's'}`;
@@ -37,5 +43,6 @@ export class ScaleApiError extends Error {
     this.scaleMessage = details.scaleMessage;
     this.retryable = details.retryable;
     this.attempts = details.attempts;
+    this.retryInMs = details.retryInMs;
   }
 }

@@ -45,13 +45,16 @@ describe('ScaleClient with flow control', () => {
     await limitTo(1, 9);
     const flowControl = new FlowControl();
     const first = await failure(client({ flowControl, deadline: Date.now() + 3_000 }).createMultistageTask(request()));
-    expect(first).toMatchObject({ status: 429, retryable: true, attempts: 1 });
+    // Only the rate limit stands in the way: the error says when a try may be made.
+    expect(first).toMatchObject({ status: 429, retryable: true, attempts: 1, retryInMs: 9_000 });
     expect(flowControl.state()).toMatchObject({ rateLimited: 1, decreases: 1 });
     expect(Math.floor(flowControl.state().rate!)).toBe(1);
 
     const before = requestsSoFar();
     const second = await failure(client({ flowControl, deadline: Date.now() + 3_000 }).getTask('0123456789abcdef01234567'));
     expect(second).toMatchObject({ retryable: true, attempts: 0 });
+    expect(second.retryInMs).toBeGreaterThan(8_000);
+    expect(second.retryInMs).toBeLessThanOrEqual(9_000);
     expect(second.message).toMatch(/not sent: Scale's rate limit \(429, Retry-After 9000 ms, 1 requests\/s\)/);
     expect(requestsSoFar()).toBe(before);
   });

@@ -220,6 +220,8 @@ describe('ScaleClient against the simulator', () => {
     const err = await failure(client({ retry: { ...fastRetry, maxAttempts: 3 } }).createMultistageTask(request()));
     expect(err).toMatchObject({ status: 503, retryable: true, attempts: 3 });
     expect(err.message).toContain('gave up after the maximum of 3 attempts');
+    // Not the rate limit: nothing says when Scale will work again.
+    expect(err.retryInMs).toBeUndefined();
     expect(requestsSoFar()).toBe(before + 3);
   });
 
@@ -230,7 +232,7 @@ describe('ScaleClient against the simulator', () => {
     sim.configure({ rateLimit: { requestsPerSecond: 1, retryAfterSeconds: 5 } });
     const started = Date.now();
     const err = await failure(c.createMultistageTask(request()));
-    expect(err).toMatchObject({ status: 429, retryable: true });
+    expect(err).toMatchObject({ status: 429, retryable: true, retryInMs: 5_000 });
     expect(err.message).toContain('the next try would pass the deadline');
     expect(Date.now() - started).toBeLessThan(2_500);
   });
