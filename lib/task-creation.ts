@@ -43,6 +43,8 @@ export class TaskCreation extends Construct {
         // The last delivery before the dead-letter queue records the upload as 'failed'.
         MAX_RECEIVE_COUNT: String(props.config.maxReceiveCount),
         CANCEL_ON_DELETE: String(props.config.cancelOnDelete),
+        // An upload that has to wait for Scale's rate limit is sent back here, delayed to its turn.
+        INGEST_QUEUE_URL: props.queue.queueUrl,
       },
     })
       // byKey: a delete finds the uploads of its object.
@@ -51,6 +53,8 @@ export class TaskCreation extends Construct {
       .bindSecret(props.signingKey, 'CALLBACK_SIGNING_SECRET_ID')
       // HEAD and ranged GET of uploads; the presigned attachment URLs carry this same permission.
       .bindReadableBucket(props.scenes);
+    // Only SendMessage (as the reconciler): an upload waiting for Scale's rate limit goes back to its own queue.
+    this.function.addToRolePolicy(new PolicyStatement({ actions: ['sqs:SendMessage'], resources: [props.queue.queueArn] }));
 
     if (props.config.sharedRateLimit) {
       this.rateTable = new TableV2(this, 'RateTable', {

@@ -129,6 +129,7 @@ export async function startLocalPipeline(options: LocalPipelineOptions = {}) {
         CALLBACK_SIGNING_SECRET_ID: SECRET_IDS.signing,
         MAX_RECEIVE_COUNT: String(config.maxReceiveCount),
         CANCEL_ON_DELETE: String(config.cancelOnDelete),
+        INGEST_QUEUE_URL: sqs.queueUrl(INGEST_QUEUE),
         ...(rateTable ? { SCALE_RATE_TABLE: rateTable } : {}),
       },
       callback: {

@@ -1,6 +1,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { randomUUID } from 'node:crypto';
 import { cancelOnDelete } from '../core/scenes/cancel-on-delete.js';
@@ -8,7 +9,7 @@ import { parseConfig, requireEnv, RoutingSchema } from '../core/shared/config.js
 import { documentClient, DynamoTaskStore } from '../core/tasks/dynamo-task-store.js';
 import { describeFailure } from '../core/shared/failures.js';
 import { logger } from '../core/shared/logger.js';
-import { changesInMessage, type BucketChange } from '../core/scenes/s3-event.js';
+import { changesInMessage, type BucketChange, type UploadEvent } from '../core/scenes/s3-event.js';
 import { ScaleClient } from '../core/scale/client.js';
 import { DynamoRateStore } from '../core/scale/dynamo-rate-store.js';
 import { FlowControl, type RequestPacer } from '../core/scale/flow-control.js';
@@ -16,7 +17,8 @@ import { SharedFlowControl } from '../core/scale/shared-flow-control.js';
 import { S3SceneObjects } from '../core/scenes/scene-objects.js';
 import { readSecret } from '../core/shared/secrets.js';
 import { sceneSourceOf, submitScene } from '../core/scenes/submit-scene.js';
-import { clip } from '../core/shared/validation.js';
+import { rateWaitDelaySeconds, type MessageRequeue } from '../core/scenes/rate-wait.js';
+import { boundText, clip } from '../core/shared/validation.js';
 
 // Cold start: configuration errors surface here, naming the variable or key.
 const routing = parseConfig(RoutingSchema, JSON.parse(requireEnv('ROUTING')), 'ROUTING environment variable');
@@ -29,6 +31,11 @@ const cancelOnDeleteEnabled = requireEnv('CANCEL_ON_DELETE') === 'true';
 const objects = new S3SceneObjects(new S3Client({}));
 const store = new DynamoTaskStore(documentClient(new DynamoDBClient({})), requireEnv('TASKS_TABLE'));
 const processor = new BatchProcessor(EventType.SQS);
+const sqs = new SQSClient({});
+const ingestQueueUrl = requireEnv('INGEST_QUEUE_URL');
+const requeue: MessageRequeue = {
+  send: async (body, delaySeconds) => void (await sqs.send(new SendMessageCommand({ QueueUrl: ingestQueueUrl, MessageBody: body, DelaySeconds: delaySeconds }))),
+};
 
 /** Time kept back from the invocation's deadline to record outcomes after the last Scale call: 5 s, or a fifth. */
 const reserveMs = (remainingMs: number) => Math.min(5_000, remainingMs / 5);
@@ -82,6 +89,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       logger.info(`${change.kind === 'created' ? 'upload' : 'removal'} ${String(outcome.kind)}`, { ...where, ...outcome });
     } catch (err) {
       const failure = describeFailure(err);
+      if (change.kind === 'created' && (await waitForTurn(record, change.upload, err, { ...where, claimId }))) return;
       if (change.kind === 'created') {
         // The record shows every failed attempt; the last one before the dead-letter queue marks it 'failed'.
         const upload = change.upload;
@@ -94,6 +102,28 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       throw err;
     }
   }
+}
+
+/**
+ * An upload that only has to wait for Scale's rate limit goes back to the queue, delayed until its turn, rather than
+ * fail its delivery (see rate-wait.ts). The copy carries the whole message: its other changes are idempotent. False
+ * when it does not apply, or the copy could not be sent: then the delivery fails as any other.
+ */
+async function waitForTurn(record: SQSRecord, upload: UploadEvent, err: unknown, where: Record<string, unknown> & { claimId: string }): Promise<boolean> {
+  const delaySeconds = rateWaitDelaySeconds(err, upload.eventTime, Date.now());
+  if (delaySeconds === undefined) return false;
+  try {
+    await requeue.send(record.body, delaySeconds);
+  } catch (sendErr) {
+    logger.error('could not send the upload back to the queue to wait for its turn', { ...where, error: describeFailure(sendErr).message });
+    return false;
+  }
+  const error = boundText(`waiting for Scale's rate limit: back in the queue for ${delaySeconds} s (${describeFailure(err).message})`);
+  await store
+    .recordFailedAttempt(sceneSourceOf(upload, routing), { attempt: Number(record.attributes.ApproximateReceiveCount) || 1, error, terminal: false, claimId: where.claimId }, new Date().toISOString())
+    .catch((recordErr: unknown) => logger.error('could not record the wait', { ...where, error: describeFailure(recordErr).message }));
+  logger.warn('upload waits for its turn at Scale: sent back to the queue', { ...where, delaySeconds, reason: describeFailure(err).message });
+  return true;
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {

@@ -19,6 +19,8 @@ export interface SentMessage {
   queue: string;
   messageId: string;
   body: string;
+  /** The delay it was sent with, before the queue gets it. */
+  delaySeconds: number;
 }
 
 /**
@@ -111,7 +113,7 @@ export async function startLocalSqs(options: LocalSqsOptions) {
         const timer = setTimeout(() => (delayed.delete(timer), deliver()), delaySeconds * 1000);
         delayed.add(timer);
       }
-      sent.push({ queue: name, messageId, body });
+      sent.push({ queue: name, messageId, body, delaySeconds });
       return { MessageId: messageId, MD5OfMessageBody: createHash('md5').update(body, 'utf8').digest('hex') };
     },
   };

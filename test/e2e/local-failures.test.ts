@@ -49,6 +49,20 @@ describe('local pipeline: at-least-once delivery and timeouts', () => {
     await pipeline.queue.idle();
   }, 60_000);
 
+  it("lets a backlog Scale's limit cannot serve within an invocation wait in the queue: one task each, no dead letters", async () => {
+    // One create a second, and invocations of 3 s: most turns come after an invocation's deadline. Two failed
+    // deliveries would dead-letter a message (maxReceiveCount 2); waiting for a turn is not a failed delivery.
+    pipeline.scale.configure({ rateLimit: { requestsPerSecond: 1, retryAfterSeconds: 1 } });
+    const scene = encodeSfsToBuffer(buildSampleScene());
+    const objects = await Promise.all([1, 2, 3, 4, 5, 6, 7, 8].map((i) => c.put(`backlog/${i}.sfs`, scene)));
+    for (const object of objects) expect(await c.settled(object.uniqueId, 40_000)).toMatchObject({ status: 'completed' });
+    for (const object of objects) expect(c.tasksFor(object.uniqueId)).toHaveLength(1);
+    expect(logs.chunks.join('')).toContain('upload waits for its turn at Scale: sent back to the queue');
+    expect(await readFile(pipeline.info.deadLetterFile, 'utf8')).not.toContain('backlog/');
+    pipeline.scale.configure({ rateLimit: null });
+    await pipeline.queue.idle();
+  }, 60_000);
+
   it('ends a Scale call that would outlive the function inside its timeout, and records the attempt', async () => {
     pipeline.scale.configure({ latencyMs: 10_000 });
     const object = await c.put('slow-scale/scene.sfs', encodeSfsToBuffer(buildSampleScene()));

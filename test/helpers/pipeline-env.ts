@@ -7,6 +7,7 @@ import { createTasksTable, startDynamo } from '../../local/emulators/dynamodb.js
 import { startLocalS3, type VersioningMode } from '../../local/emulators/s3.js';
 import { s3ObjectEvent, type S3EventRecord } from '../../local/events.js';
 import { startSecretsManager } from '../../local/emulators/secrets-manager.js';
+import { startLocalSqs } from '../../local/emulators/sqs.js';
 import { startScaleSimulator } from '../../local/scale-simulator/server.js';
 
 export const SECRETS = {
@@ -28,11 +29,13 @@ const CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
  * the stack would set, with the SDK's own AWS_ENDPOINT_URL_* variables.
  */
 export async function startPipelineEnv(options: { routing?: Partial<Routing>; callbackUrl: string; versioning?: VersioningMode }) {
-  const [s3, dynamo, secrets, scale] = await Promise.all([
+  // The ingest queue, as far as the functions send to it: what they sent is kept (`sqs.sent`), nothing is delivered.
+  const [s3, dynamo, secrets, scale, sqs] = await Promise.all([
     startLocalS3({ buckets: ['scenes', 'results'], versioning: options.versioning ?? 'enabled', credentials: CREDENTIALS }),
     startDynamo(),
     startSecretsManager({ [SECRET_IDS.apiKey]: SECRETS.scaleApiKey, [SECRET_IDS.callbackAuth]: SECRETS.callbackAuthKey, [SECRET_IDS.signing]: SECRETS.signingKey }),
     startScaleSimulator({ apiKey: SECRETS.scaleApiKey, callbackAuthKey: SECRETS.callbackAuthKey, projects: ['scenes-default', 'scenes-highway'], config: { completionDelayMs: 20, callbackRetryDelayMs: 20 } }),
+    startLocalSqs({ queues: { ingest: { send: () => undefined } } }),
   ]);
   const routing = { project: 'scenes-default', ...options.routing };
   Object.assign(process.env, {
@@ -42,6 +45,8 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     AWS_ENDPOINT_URL_S3: s3.endpoint,
     AWS_ENDPOINT_URL_DYNAMODB: dynamo.endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
+    AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+    INGEST_QUEUE_URL: sqs.queueUrl('ingest'),
     AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
     // TEST_LOG_LEVEL=DEBUG shows the functions' logs when a test needs explaining.
     POWERTOOLS_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'SILENT',
@@ -78,6 +83,7 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     dynamo,
     secrets,
     scale,
+    sqs,
     s3Client,
     store: new DynamoTaskStore(doc, 'tasks'),
     reader: new TaskReader(doc, 'tasks'),
@@ -98,7 +104,7 @@ export async function startPipelineEnv(options: { routing?: Partial<Routing>; ca
     },
     async close() {
       await scale.close();
-      await Promise.all([s3.close(), dynamo.close(), secrets.close()]);
+      await Promise.all([s3.close(), dynamo.close(), secrets.close(), sqs.close()]);
     },
   };
 }

@@ -118,6 +118,8 @@ describe('functions', () => {
       secret('SecretsCallbackSigningKey'),
       's3:GetObject,s3:GetObjectVersion on Join:,GetAtt:IngestScenes,,/*',
       's3:ListBucket on GetAtt:IngestScenes,',
+      // An upload waiting for its turn at Scale goes back to its own queue: send, to that queue only.
+      'sqs:SendMessage on GetAtt:IngestUploads,',
       // The shared Scale rate: read it, take tickets and write decreases, on its own table only.
       'dynamodb:GetItem,dynamodb:UpdateItem on GetAtt:TaskCreationRateTable,',
       consume('IngestUploads'),

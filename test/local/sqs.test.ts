@@ -23,7 +23,7 @@ describe('local SQS (JSON protocol, AWS SDK v3)', () => {
     expect(out.MessageId).toMatch(/^[0-9a-f-]{36}$/);
     // The SDK compares MD5OfMessageBody with its own MD5 of the UTF-8 body and throws on a mismatch.
     expect(received.at(-1)).toBe(body);
-    expect(sqs.sent.at(-1)).toEqual({ queue: 'ingest', messageId: out.MessageId, body });
+    expect(sqs.sent.at(-1)).toEqual({ queue: 'ingest', messageId: out.MessageId, body, delaySeconds: 0 });
   });
 
   it('answers GetQueueUrl with the URL SendMessage takes', async () => {
@@ -65,6 +65,7 @@ describe('local SQS (JSON protocol, AWS SDK v3)', () => {
     while (received.length === before && Date.now() - started < 3_000) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(received.slice(before)).toEqual(['later']);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+    expect(sqs.sent.at(-1)).toMatchObject({ body: 'later', delaySeconds: 1 });
   });
 
   it('refuses an unsigned request and an operation it does not have', async () => {

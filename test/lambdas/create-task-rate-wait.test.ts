@@ -1,0 +1,104 @@
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { ScaleClient } from '../../lambdas/core/scale/client.js';
+import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
+import { s3NotificationBody, sqsEvent, sqsRecord, type S3ObjectEvent } from '../../local/events.js';
+import { buildSampleScene } from '../../local/sample-scenes.js';
+import { startRecorder } from '../helpers/http.js';
+import { expectedUniqueId } from '../helpers/identity.js';
+import { SECRETS, startPipelineEnv } from '../helpers/pipeline-env.js';
+
+// create-task when Scale's rate limit gives an upload its turn only after the invocation's deadline: the upload
+// goes back to the ingest queue (the local SQS), delayed to its turn, instead of failing its delivery.
+type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
+let env: Awaited<ReturnType<typeof startPipelineEnv>>;
+let recorder: Awaited<ReturnType<typeof startRecorder>>;
+const scene = encodeSfsToBuffer(buildSampleScene());
+const contextWith = (remainingMs: number) => {
+  const deadline = Date.now() + remainingMs;
+  return { functionName: 'create-task', awsRequestId: 'test', getRemainingTimeInMillis: () => deadline - Date.now() } as Context;
+};
+/** A fresh instance (its own flow control, nothing learnt yet), with the environment as it is now. */
+const freshHandler = async (): Promise<Handler> => {
+  vi.resetModules();
+  return (await import('../../lambdas/create-task/handler.js')).handler;
+};
+/** Scale allows one request a second and asks for 9 s after a 429; this fills the current second. */
+async function fillScalesSecond() {
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  env.scale.configure({ rateLimit: { requestsPerSecond: 1, retryAfterSeconds: 9 } });
+  await new ScaleClient({ apiKey: SECRETS.scaleApiKey, baseUrl: env.scale.apiUrl }).getTask('0123456789abcdef01234567').catch(() => undefined);
+}
+const upload = async (key: string, eventTime?: string): Promise<S3ObjectEvent> => ({ ...(await env.put(key, scene)), eventName: 'ObjectCreated:Put', ...(eventTime ? { eventTime } : {}) });
+
+beforeAll(async () => {
+  recorder = await startRecorder();
+  env = await startPipelineEnv({ callbackUrl: `${recorder.url}/callback` });
+});
+afterEach(() => env.scale.configure({ rateLimit: null }));
+afterAll(async () => {
+  await env.close();
+  await recorder.close();
+});
+
+describe('create-task waiting for its turn at Scale', () => {
+  it('sends each upload that cannot have a turn in time back to the queue, delayed to its turn, and fails none', async () => {
+    const handler = await freshHandler();
+    const uploads = [await upload('wait/0.sfs'), await upload('wait/1.sfs'), await upload('wait/2.sfs')];
+    const records = uploads.map((u) => sqsRecord(s3NotificationBody([u]), 3));
+    const sentBefore = env.sqs.sent.length;
+    await fillScalesSecond();
+    const answer = await handler(sqsEvent(records), contextWith(8_000));
+
+    expect(answer.batchItemFailures).toEqual([]);
+    // The same bodies, each once, delayed by Scale's Retry-After: the copies are the uploads' next deliveries.
+    const sent = env.sqs.sent.slice(sentBefore);
+    expect(sent.map((m) => m.body).sort()).toEqual(records.map((r) => r.body).sort());
+    expect(sent.map((m) => [m.queue, m.delaySeconds])).toEqual([['ingest', 9], ['ingest', 9], ['ingest', 9]]);
+    for (const u of uploads) {
+      expect(env.scale.state().tasks.filter((t) => t.unique_id === expectedUniqueId(u))).toHaveLength(0);
+      const record = await env.reader.get(expectedUniqueId(u));
+      expect(record).toMatchObject({ status: 'submitting', attempts: 1 });
+      expect(record).not.toHaveProperty('claimId');
+      // A 429 of its own, or a turn the instance's flow control gives after the deadline (once another met the 429).
+      expect(record!.lastError).toMatch(/^waiting for Scale's rate limit: back in the queue for 9 s \(ScaleApiError: Scale create task failed after (1 attempt: 429 |0 attempts: not sent: Scale's rate limit \(429, Retry-After 9000 ms)/);
+    }
+  });
+
+  it('fails the delivery as usual once the upload has waited a day', async () => {
+    const handler = await freshHandler();
+    const old = await upload('wait/old.sfs', new Date(Date.now() - 25 * 3_600_000).toISOString());
+    const record = sqsRecord(s3NotificationBody([old]), 2);
+    const sentBefore = env.sqs.sent.length;
+    await fillScalesSecond();
+    const answer = await handler(sqsEvent([record]), contextWith(8_000));
+
+    expect(answer.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
+    expect(env.sqs.sent.length).toBe(sentBefore);
+    const stored = await env.reader.get(expectedUniqueId(old));
+    expect(stored).toMatchObject({ status: 'submitting', attempts: 1 });
+    expect(stored!.lastError).toMatch(/^ScaleApiError: Scale create task failed after 1 attempt: 429 .*gave up: the next try would pass the deadline/);
+  });
+
+  it('fails the delivery as usual, and says why, when the queue does not take the copy', async () => {
+    const queueUrl = process.env.INGEST_QUEUE_URL!;
+    process.env.INGEST_QUEUE_URL = env.sqs.queueUrl('no-such-queue');
+    try {
+      const handler = await freshHandler();
+      const { logger } = await import('../../lambdas/core/shared/logger.js');
+      const errors: unknown[][] = [];
+      vi.spyOn(logger, 'error').mockImplementation((...args: unknown[]) => void errors.push(args));
+      const lost = await upload('wait/unsent.sfs');
+      const record = sqsRecord(s3NotificationBody([lost]));
+      await fillScalesSecond();
+      const answer = await handler(sqsEvent([record]), contextWith(8_000));
+
+      expect(answer.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
+      expect(errors[0]![0]).toBe('could not send the upload back to the queue to wait for its turn');
+      expect(String((errors[0]![1] as { error: string }).error)).toMatch(/QueueDoesNotExist/);
+      expect((await env.reader.get(expectedUniqueId(lost)))!.lastError).toMatch(/^ScaleApiError: .*429 /);
+    } finally {
+      process.env.INGEST_QUEUE_URL = queueUrl;
+    }
+  });
+});
