@@ -89,7 +89,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       logger.info(`${change.kind === 'created' ? 'upload' : 'removal'} ${String(outcome.kind)}`, { ...where, ...outcome });
     } catch (err) {
       const failure = describeFailure(err);
-      if (change.kind === 'created' && (await waitForTurn(record, change.upload, err, { ...where, claimId }))) return;
+      if (change.kind === 'created' && (await waitForTurn(record, change.upload, err, failure.message, { ...where, claimId }))) return;
       if (change.kind === 'created') {
         // The record shows every failed attempt; the last one before the dead-letter queue marks it 'failed'.
         const upload = change.upload;
@@ -109,7 +109,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
  * fail its delivery (see rate-wait.ts). The copy carries the whole message: its other changes are idempotent. False
  * when it does not apply, or the copy could not be sent: then the delivery fails as any other.
  */
-async function waitForTurn(record: SQSRecord, upload: UploadEvent, err: unknown, where: Record<string, unknown> & { claimId: string }): Promise<boolean> {
+async function waitForTurn(record: SQSRecord, upload: UploadEvent, err: unknown, reason: string, where: Record<string, unknown> & { claimId: string }): Promise<boolean> {
   const delaySeconds = rateWaitDelaySeconds(err, upload.eventTime, Date.now());
   if (delaySeconds === undefined) return false;
   try {
@@ -118,11 +118,11 @@ async function waitForTurn(record: SQSRecord, upload: UploadEvent, err: unknown,
     logger.error('could not send the upload back to the queue to wait for its turn', { ...where, error: describeFailure(sendErr).message });
     return false;
   }
-  const error = boundText(`waiting for Scale's rate limit: back in the queue for ${delaySeconds} s (${describeFailure(err).message})`);
+  const error = boundText(`waiting for Scale's rate limit: back in the queue for ${delaySeconds} s (${reason})`);
   await store
     .recordFailedAttempt(sceneSourceOf(upload, routing), { attempt: Number(record.attributes.ApproximateReceiveCount) || 1, error, terminal: false, claimId: where.claimId }, new Date().toISOString())
     .catch((recordErr: unknown) => logger.error('could not record the wait', { ...where, error: describeFailure(recordErr).message }));
-  logger.warn('upload waits for its turn at Scale: sent back to the queue', { ...where, delaySeconds, reason: describeFailure(err).message });
+  logger.warn('upload waits for its turn at Scale: sent back to the queue', { ...where, delaySeconds, reason });
   return true;
 }
 

@@ -15,8 +15,8 @@ export interface MessageRequeue {
 /**
  * When an upload failed only because Scale's rate limit gives it a turn after this invocation's deadline: the delay
  * (s) to send its message back to the queue with. A wait for a turn is not a failed delivery: a backlog larger than
- * the limit serves within an invocation would otherwise wait out the visibility timeout, each wait counted towards
- * the dead-letter queue. Undefined for any other failure, and once the upload has waited a day (or its time is
+ * the limit can serve within one invocation would otherwise wait out the visibility timeout, each wait counted
+ * towards the dead-letter queue. Undefined for any other failure, and once the upload has waited a day (or its time is
  * unreadable): then the usual retries and the dead-letter queue apply, so no message goes round forever.
  */
 export function rateWaitDelaySeconds(err: unknown, eventTime: string | undefined, now: number): number | undefined {
