@@ -99,6 +99,8 @@ describe('functions', () => {
     expect(JSON.stringify(vars.CALLBACK_URL)).toContain('/callback');
     expect(Object.keys(vars)).toEqual(expect.arrayContaining(['TASKS_TABLE', 'SCALE_API_KEY_SECRET_ID', 'CALLBACK_SIGNING_SECRET_ID']));
     expect(vars).toMatchObject({ MAX_RECEIVE_COUNT: '5', CANCEL_ON_DELETE: 'true' });
+    // The queue an upload waiting for its turn at Scale goes back to: the one create-task consumes.
+    expect(vars.INGEST_QUEUE_URL).toEqual({ Ref: expect.stringMatching(/^IngestUploads[0-9A-F]{8}$/) });
     const other = synth({ maxReceiveCount: 3, cancelOnDelete: false }).template;
     expect(Object.keys(other.findResources('AWS::Lambda::Function', { Properties: { Environment: { Variables: { MAX_RECEIVE_COUNT: '3', CANCEL_ON_DELETE: 'false' } } } }))).toHaveLength(1);
   });
