@@ -66,6 +66,8 @@ export class PipelineAlarms extends Construct {
     for (const [name, field] of [['ReconciledTasks', '$.checked'], ['Resubmissions', '$.resubmitted'], ['RetriedErrors', '$.retriedErrors']] as const) count(name, props.reconcile.logGroup, field, 'sum');
     // Counted, not alarmed: anyone on the internet can send a URL this stack did not sign.
     count('CallbackRefusedSignature', props.callbackAuth.logGroup, '$.callbackRefusal', 'signature');
+    // Counted, not alarmed: uploads sent back to the queue to wait for their turn at Scale (a backlog at its limit).
+    count('ScaleRateWaits', props.createTask.logGroup, '$.waitingFor', 'scale_rate_limit');
     this.alarms = [
       anyOf(
         'ScaleAuthFailures',

@@ -122,7 +122,7 @@ async function waitForTurn(record: SQSRecord, upload: UploadEvent, err: unknown,
   await store
     .recordFailedAttempt(sceneSourceOf(upload, routing), { attempt: Number(record.attributes.ApproximateReceiveCount) || 1, error, terminal: false, claimId: where.claimId }, new Date().toISOString())
     .catch((recordErr: unknown) => logger.error('could not record the wait', { ...where, error: describeFailure(recordErr).message }));
-  logger.warn('upload waits for its turn at Scale: sent back to the queue', { ...where, delaySeconds, reason });
+  logger.warn('upload waits for its turn at Scale: sent back to the queue', { ...where, waitingFor: 'scale_rate_limit', delaySeconds, reason });
   return true;
 }
 

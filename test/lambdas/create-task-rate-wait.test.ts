@@ -44,6 +44,9 @@ afterAll(async () => {
 describe('create-task waiting for its turn at Scale', () => {
   it('sends each upload that cannot have a turn in time back to the queue, delayed to its turn, and fails none', async () => {
     const handler = await freshHandler();
+    const { logger } = await import('../../lambdas/core/shared/logger.js');
+    const warnings: unknown[][] = [];
+    vi.spyOn(logger, 'warn').mockImplementation((...args: unknown[]) => void warnings.push(args));
     const uploads = [await upload('wait/0.sfs'), await upload('wait/1.sfs'), await upload('wait/2.sfs')];
     const records = uploads.map((u) => sqsRecord(s3NotificationBody([u]), 3));
     const sentBefore = env.sqs.sent.length;
@@ -51,6 +54,9 @@ describe('create-task waiting for its turn at Scale', () => {
     const answer = await handler(sqsEvent(records), contextWith(8_000));
 
     expect(answer.batchItemFailures).toEqual([]);
+    // One line each, with the field the stack's ScaleRateWaits metric counts.
+    const waits = warnings.filter(([message]) => message === 'upload waits for its turn at Scale: sent back to the queue');
+    expect(waits.map(([, fields]) => fields)).toEqual(records.map(() => expect.objectContaining({ waitingFor: 'scale_rate_limit', delaySeconds: 9 })));
     // The same bodies, each once, delayed by Scale's Retry-After: the copies are the uploads' next deliveries.
     const sent = env.sqs.sent.slice(sentBefore);
     expect(sent.map((m) => m.body).sort()).toEqual(records.map((r) => r.body).sort());

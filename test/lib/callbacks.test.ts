@@ -102,7 +102,7 @@ describe('alarms', () => {
   const filters = () => resources('AWS::Logs::MetricFilter').map(([, f]) => [f.Properties.MetricTransformations[0].MetricName, f.Properties.FilterPattern, f.Properties.LogGroupName]);
   const logGroupOf = (name: string) => ({ Ref: functionNamed(name)[1].Properties.LoggingConfig.LogGroup.Ref });
 
-  it('counts refusals and auth failures from the functions’ log lines and the access log, per stack', () => {
+  it('counts refusals, auth failures and rate waits from the functions’ log lines and the access log, per stack', () => {
     const accessLogs = { Ref: resources('AWS::Logs::LogGroup').find(([id]) => id.startsWith('CallbackApiAccessLogs'))![0] };
     expect(filters()).toEqual(
       expect.arrayContaining([
@@ -113,9 +113,10 @@ describe('alarms', () => {
         ['CallbackRefusedSize', '{ $.status = "413" }', accessLogs],
         ['CallbackRefusedUrl', '{ $.callbackRefusal = "url" }', logGroupOf('callback-auth')],
         ['CallbackThrottled', '{ $.status = "429" }', accessLogs],
+        ['ScaleRateWaits', '{ $.waitingFor = "scale_rate_limit" }', logGroupOf('create-task')],
       ]),
     );
-    expect(filters()).toHaveLength(11); // and the reconciler's four (their own test)
+    expect(filters()).toHaveLength(12); // and the reconciler's four (their own test)
     for (const [, f] of resources('AWS::Logs::MetricFilter')) {
       const transformation = f.Properties.MetricTransformations[0];
       const reconciler: Record<string, string> = { MissingStates: '$.missingStates', ReconciledTasks: '$.checked', Resubmissions: '$.resubmitted', RetriedErrors: '$.retriedErrors' };
