@@ -55,8 +55,8 @@ export interface FlowControlOptions {
 export interface Permit {
   readonly sentAt: number;
 }
-
-export type Turn = { ok: true; permit: Permit } | { ok: false; waitMs: number; reason: string };
+/** A refusal's `waitMs` (until the turn) is there only when Scale's rate limit is what put the turn past the latest start. */
+export type Turn = { ok: true; permit: Permit } | { ok: false; waitMs?: number; reason: string };
 
 export interface FlowAnswer {
   /** The request was refused with 429. */
@@ -258,7 +258,7 @@ export class FlowControl implements RequestPacer {
       const now = this.clock.now();
       this.forgetOld(now);
       const at = this.earliestSend(now);
-      if (Math.max(at, now) > latestStart) return { ok: false, waitMs: Math.ceil(Math.max(0, at - now)), reason: this.why(at, now) };
+      if (Math.max(at, now) > latestStart) return { ok: false, reason: this.why(at, now, latestStart), ...(this.rateLimited > 0 && at > latestStart ? { waitMs: Math.ceil(Math.max(0, at - now)) } : {}) };
       if (at <= now) {
         this.sent.push(now);
         return { ok: true, permit: { sentAt: now } };
@@ -268,9 +268,9 @@ export class FlowControl implements RequestPacer {
     }
   }
 
-  private why(at: number, now: number): string {
-    // Asked for after its latest start, with nothing ever limited: only the deadline stands in the way.
-    if (this.rateLimited === 0) return 'not sent: its latest start had passed before it asked for a turn';
+  private why(at: number, now: number, latestStart: number): string {
+    // Asked for after its latest start, with a turn in time (or nothing ever limited): only the deadline stands in the way.
+    if (this.rateLimited === 0 || at <= latestStart) return 'not sent: its latest start had passed before it asked for a turn';
     const rate = this.rateAt(now);
     // A Retry-After is named only while it still holds the turn back.
     const paused = at > now && at === this.pausedUntil && this.lastRetryAfterMs !== undefined ? `Retry-After ${this.lastRetryAfterMs} ms` : undefined;

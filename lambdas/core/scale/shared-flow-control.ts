@@ -127,7 +127,7 @@ export class SharedFlowControl implements RequestPacer {
     for (;;) {
       const now = this.clock.now();
       if (this.fallback && now >= this.fallback.until) this.startOver();
-      if (now > latestStart) return { ok: false, waitMs: 0, reason: 'not sent: its latest start had passed before it asked for a turn' };
+      if (now > latestStart) return { ok: false, reason: 'not sent: its latest start had passed before it asked for a turn' };
       // A Retry-After met unlimited holds the instance until the decrease it caused is known: the schedule has it then.
       if (this.pausedUntil > now && (this.fallback || rateAt(this.known, now) === Infinity)) {
         if (this.pausedUntil > latestStart) return this.refusal(this.pausedUntil, now);

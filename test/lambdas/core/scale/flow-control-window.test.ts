@@ -64,6 +64,9 @@ describe('the window of recent sends', () => {
 });
 
 describe('a refused turn', () => {
+  /** Refused for lateness alone: no `waitMs`, so no caller takes it for a wait on Scale's rate limit. */
+  const LATE = { ok: false, reason: 'not sent: its latest start had passed before it asked for a turn' };
+
   it('says how long from now the turn would come', async () => {
     const { flow, clock } = await limitedAt(3, FROZEN);
     // The window that began at 0 ms ends at 1,002 ms; asked for at 500 ms with a latest start of 600 ms.
@@ -81,11 +84,8 @@ describe('a refused turn', () => {
     const flow = new FlowControl({ clock, maxRate: 0.5 });
     flow.settle(await send(flow), { rateLimited: true });
     await clock.run(1_000);
-    expect(await flow.acquire(999)).toEqual({
-      ok: false,
-      waitMs: 0,
-      reason: "not sent: Scale's rate limit (429) gives this request its turn in 0 ms, after the deadline",
-    });
+    // Late, not held back: no wait to report, whatever the rate limit was.
+    expect(await flow.acquire(999)).toEqual(LATE);
   });
 
   /** One send refused at 20 ms with a Retry-After; at `askAt` a turn is asked for whose latest start has passed. */
@@ -99,14 +99,19 @@ describe('a refused turn', () => {
     await clock.run(askAt);
     return flow.acquire(latestStart);
   }
-  const PACED_ONLY = { ok: false, waitMs: 0, reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 0 ms, after the deadline" };
+
 
   it('does not name a Retry-After long over, after a single send, with the latest start already past', async () => {
-    expect(await askAfterRetryAfter(100, 120, 2_000, 1_500)).toEqual(PACED_ONLY);
+    expect(await askAfterRetryAfter(100, 120, 2_000, 1_500)).toEqual(LATE);
   });
 
   it('does not name a Retry-After that ends the very moment the turn is asked for', async () => {
-    expect(await askAfterRetryAfter(3_000, 3_020, 3_020, 3_000)).toEqual(PACED_ONLY);
+    // Held by the pause until past its latest start: the rate limit's refusal, to go at once.
+    expect(await askAfterRetryAfter(3_000, 3_020, 3_020, 3_000)).toEqual({
+      ok: false,
+      waitMs: 0,
+      reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 0 ms, after the deadline",
+    });
   });
 
   it('does not name a Retry-After that ended before the request asked, after several sends', async () => {
@@ -118,17 +123,13 @@ describe('a refused turn', () => {
     flow.settle(c, { rateLimited: true });
     flow.settle(d, { rateLimited: true, retryAfterMs: 5_000 });
     await clock.run(10_000);
-    expect(await flow.acquire(9_000)).toEqual({
-      ok: false,
-      waitMs: 0,
-      reason: "not sent: Scale's rate limit (429, 2 requests/s) gives this request its turn in 0 ms, after the deadline",
-    });
+    expect(await flow.acquire(9_000)).toEqual(LATE);
   });
 
   it('does not blame a rate limit never met when the latest start has passed', async () => {
     const clock = new VirtualClock();
     const flow = new FlowControl({ clock });
     await clock.run(1_000);
-    expect(await flow.acquire(999)).toEqual({ ok: false, waitMs: 0, reason: 'not sent: its latest start had passed before it asked for a turn' });
+    expect(await flow.acquire(999)).toEqual(LATE);
   });
 });
