@@ -43,7 +43,7 @@ export class TaskCreation extends Construct {
         // The last delivery before the dead-letter queue records the upload as 'failed'.
         MAX_RECEIVE_COUNT: String(props.config.maxReceiveCount),
         CANCEL_ON_DELETE: String(props.config.cancelOnDelete),
-        // An upload that has to wait for Scale's rate limit is sent back here, delayed to its turn.
+        // A change that has to wait (its turn at Scale's rate limit, an upload still being submitted) is sent back here, delayed.
         INGEST_QUEUE_URL: props.queue.queueUrl,
       },
     })

@@ -9,7 +9,7 @@ import { parseConfig, requireEnv, RoutingSchema } from '../core/shared/config.js
 import { documentClient, DynamoTaskStore } from '../core/tasks/dynamo-task-store.js';
 import { describeFailure } from '../core/shared/failures.js';
 import { logger } from '../core/shared/logger.js';
-import { changesInMessage, type BucketChange, type UploadEvent } from '../core/scenes/s3-event.js';
+import { changesInMessage, type BucketChange } from '../core/scenes/s3-event.js';
 import { ScaleClient } from '../core/scale/client.js';
 import { DynamoRateStore } from '../core/scale/dynamo-rate-store.js';
 import { FlowControl, type RequestPacer } from '../core/scale/flow-control.js';
@@ -17,7 +17,7 @@ import { SharedFlowControl } from '../core/scale/shared-flow-control.js';
 import { S3SceneObjects } from '../core/scenes/scene-objects.js';
 import { readSecret } from '../core/shared/secrets.js';
 import { sceneSourceOf, submitScene } from '../core/scenes/submit-scene.js';
-import { rateWaitDelaySeconds, type MessageRequeue } from '../core/scenes/rate-wait.js';
+import { queueWaitSeconds, waitingFor, type MessageRequeue } from '../core/scenes/wait-in-queue.js';
 import { boundText, clip } from '../core/shared/validation.js';
 
 // Cold start: configuration errors surface here, naming the variable or key.
@@ -34,13 +34,18 @@ const processor = new BatchProcessor(EventType.SQS);
 const sqs = new SQSClient({});
 const ingestQueueUrl = requireEnv('INGEST_QUEUE_URL');
 const requeue: MessageRequeue = {
-  send: async (body, delaySeconds) => void (await sqs.send(new SendMessageCommand({ QueueUrl: ingestQueueUrl, MessageBody: body, DelaySeconds: delaySeconds }))),
+  send: async (body, delaySeconds, abortSignal) =>
+    void (await sqs.send(new SendMessageCommand({ QueueUrl: ingestQueueUrl, MessageBody: body, DelaySeconds: delaySeconds }), { abortSignal })),
 };
+/** A copy sent back to the queue gets this long at most, and never runs into the invocation's last second. */
+const REQUEUE_TIMEOUT_MS = 5_000;
 
 /** Time kept back from the invocation's deadline to record outcomes after the last Scale call: 5 s, or a fifth. */
 const reserveMs = (remainingMs: number) => Math.min(5_000, remainingMs / 5);
 /** Every Scale call of this invocation ends by then (one invocation at a time per instance). */
 let deadline = Infinity;
+/** When Lambda stops this invocation. */
+let invocationEnd = Infinity;
 /**
  * Scale's rate limit, kept between invocations (a warm instance keeps its module state): every Scale call of the
  * instance waits for its turn here. With a rate table, one rate shared by every instance (its store requests fail
@@ -89,7 +94,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       logger.info(`${change.kind === 'created' ? 'upload' : 'removal'} ${String(outcome.kind)}`, { ...where, ...outcome });
     } catch (err) {
       const failure = describeFailure(err);
-      if (change.kind === 'created' && (await waitForTurn(record, change.upload, err, failure.message, { ...where, claimId }))) return;
+      if (await waitInQueue(record, change, err, failure.message, { ...where, claimId })) return;
       if (change.kind === 'created') {
         // The record shows every failed attempt; the last one before the dead-letter queue marks it 'failed'.
         const upload = change.upload;
@@ -105,31 +110,44 @@ async function recordHandler(record: SQSRecord): Promise<void> {
 }
 
 /**
- * An upload that only has to wait for Scale's rate limit goes back to the queue, delayed until its turn, rather than
- * fail its delivery (see rate-wait.ts). The copy carries the whole message: its other changes are idempotent. False
- * when it does not apply, or the copy could not be sent: then the delivery fails as any other.
+ * A change that only has to wait (its turn at Scale's rate limit, or an upload still being submitted) goes back to the
+ * queue, delayed, rather than fail its delivery (see wait-in-queue.ts). The copy carries the whole message: its other
+ * changes are idempotent. False when it does not apply, or the copy could not be sent in time: then the delivery
+ * fails as any other.
  */
-async function waitForTurn(record: SQSRecord, upload: UploadEvent, err: unknown, reason: string, where: Record<string, unknown> & { claimId: string }): Promise<boolean> {
-  const delaySeconds = rateWaitDelaySeconds(err, upload.eventTime, Date.now());
+async function waitInQueue(record: SQSRecord, change: BucketChange, err: unknown, reason: string, where: Record<string, unknown> & { claimId: string }): Promise<boolean> {
+  const object = change.kind === 'created' ? change.upload : change.removal;
+  const delaySeconds = queueWaitSeconds(err, object.eventTime, Date.now());
   if (delaySeconds === undefined) return false;
   try {
-    await requeue.send(record.body, delaySeconds);
+    const timeoutMs = Math.floor(Math.min(REQUEUE_TIMEOUT_MS, invocationEnd - Date.now() - 1_000));
+    if (timeoutMs < 100) throw new Error('the invocation ends in less than a second');
+    await requeue.send(record.body, delaySeconds, AbortSignal.timeout(timeoutMs));
   } catch (sendErr) {
-    logger.error('could not send the upload back to the queue to wait for its turn', { ...where, error: describeFailure(sendErr).message });
+    logger.error(`could not send the ${change.kind === 'created' ? 'upload' : 'removal'} back to the queue to wait; its delivery fails instead`, {
+      ...where,
+      error: describeFailure(sendErr).message,
+    });
     return false;
   }
-  const error = boundText(`waiting for Scale's rate limit: back in the queue for ${delaySeconds} s (${reason})`);
-  await store
-    .recordFailedAttempt(sceneSourceOf(upload, routing), { attempt: Number(record.attributes.ApproximateReceiveCount) || 1, error, terminal: false, claimId: where.claimId }, new Date().toISOString())
-    .catch((recordErr: unknown) => logger.error('could not record the wait', { ...where, error: describeFailure(recordErr).message }));
-  logger.warn('upload waits for its turn at Scale: sent back to the queue', { ...where, waitingFor: 'scale_rate_limit', delaySeconds, reason });
+  const waits = waitingFor(err);
+  if (change.kind === 'created') {
+    const error = boundText(`waiting for Scale's rate limit: back in the queue for ${delaySeconds} s (${reason})`);
+    const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
+    await store
+      .recordFailedAttempt(sceneSourceOf(change.upload, routing), { attempt, error, terminal: false, claimId: where.claimId }, new Date().toISOString())
+      .catch((recordErr: unknown) => logger.error('could not record the wait', { ...where, error: describeFailure(recordErr).message }));
+  }
+  const what = waits === 'scale_rate_limit' ? 'waits for its turn at Scale' : 'waits for another change first';
+  logger.warn(`${change.kind === 'created' ? 'upload' : 'removal'} ${what}: sent back to the queue`, { ...where, waitingFor: waits, delaySeconds, reason });
   return true;
 }
 
 export const handler = async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
   logger.addContext(context);
   const remainingMs = context.getRemainingTimeInMillis();
-  deadline = Math.floor(Date.now() + remainingMs - reserveMs(remainingMs));
+  invocationEnd = Date.now() + remainingMs;
+  deadline = Math.floor(invocationEnd - reserveMs(remainingMs));
   // Every record failed: still answer with the list rather than throwing, so the response is the same shape.
   return processPartialResponse(event, recordHandler, processor, { context, throwOnFullBatchFailure: false });
 };

@@ -232,12 +232,21 @@ describe('deletes win until Scale has the task, then cancel it', () => {
     expect(simTasksFor(object.uniqueId).map((t) => t.task.status)).toEqual(['canceled']);
   });
 
-  it('retries a delete that arrives while the upload is still being submitted', async () => {
+  it('sends a delete that arrives while the upload is still being submitted back to the queue, to wait for it', async () => {
     const object = await upload('cancel-early/scene.sfs');
     expect(await env.store.startSubmission({ ...object, sceneFormat: 'sensor_fusion', project: 'scenes-default' }, 'another-delivery', new Date().toISOString())).toBe('started');
     const removal = await env.remove(object.key);
     const message = sqsRecord(s3NotificationBody([removal]));
-    expect((await handler(sqsEvent([message]), contextWith(60_000))).batchItemFailures).toEqual([{ itemIdentifier: message.messageId }]);
+    const sentBefore = env.sqs.sent.length;
+    // Waiting is no failed delivery: the removal does not walk towards the dead-letter queue while the upload settles.
+    expect((await handler(sqsEvent([message]), contextWith(60_000))).batchItemFailures).toEqual([]);
+    expect(env.sqs.sent.slice(sentBefore).map((m) => [m.queue, m.body, m.delaySeconds])).toEqual([['ingest', message.body, 60]]);
+    expect(await env.reader.get(object.uniqueId)).toMatchObject({ status: 'submitting' });
+
+    // After a day of waiting, the usual retries and the dead-letter queue.
+    const dayOld = sqsRecord(s3NotificationBody([{ ...removal, eventTime: new Date(Date.now() - 25 * 3_600_000).toISOString() }]));
+    expect((await handler(sqsEvent([dayOld]), contextWith(60_000))).batchItemFailures).toEqual([{ itemIdentifier: dayOld.messageId }]);
+    expect(env.sqs.sent.length).toBe(sentBefore + 1);
   });
 });
 

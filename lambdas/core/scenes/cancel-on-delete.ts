@@ -7,6 +7,7 @@ import { isRealVersionId } from './scene-identity.js';
 import type { TaskRecord, TaskStatus } from '../tasks/task-record.js';
 import type { TaskStore } from '../tasks/task-store.js';
 import { boundText } from '../shared/validation.js';
+import { NotYetError } from './wait-in-queue.js';
 
 export interface CancelDeps {
   store: TaskStore;
@@ -24,11 +25,14 @@ export type RemovalOutcome =
 export const CANCELED_ON_DELETE = 'the object was deleted from S3 while its task was pending; the task was canceled at Scale';
 /** The reason recorded when an operator cancels a pending task (`sfs-pipeline cancel`). */
 export const CANCELED_BY_OPERATOR = 'canceled by an operator (sfs-pipeline cancel)';
+/** A submission in flight ends within one create-task invocation (a minute); one waiting for Scale's rate limit, later. */
+const SUBMISSION_SETTLES_MS = 60_000;
 
 /**
  * A delete of an object whose upload has a task Scale has not started: cancel it, so deleted data is not labelled
  * (and not paid for). Scale cancels only pending tasks; a refusal (e.g. already completed) is recorded, not retried.
- * An upload still being submitted is retried: the delete is handled again once the task exists.
+ * A delete of an upload still being submitted waits in the queue, without counting as a failed delivery, and is
+ * handled again once the task exists (or the upload was rejected or found deleted).
  */
 export async function cancelOnDelete(removal: RemovalEvent, deps: CancelDeps): Promise<RemovalOutcome> {
   if (!deps.cancelOnDelete) return { kind: 'ignored', reason: 'cancelOnDelete is off' };
@@ -36,7 +40,7 @@ export async function cancelOnDelete(removal: RemovalEvent, deps: CancelDeps): P
   if (!target) return { kind: 'nothing_to_cancel', reason: 'no upload of this object was recorded before the delete' };
   const { uniqueId, status } = target;
   if (status === 'submitting') {
-    throw new Error(`upload ${uniqueId} is still being submitted; the delete is handled again once it has a task (or was rejected)`);
+    throw new NotYetError(`upload ${uniqueId} is still being submitted; the delete is handled again once it has a task (or was rejected)`, SUBMISSION_SETTLES_MS);
   }
   if (status === 'failed') {
     // Its deliveries gave up, but one of them may have created the task before its answer was lost.

@@ -44,6 +44,8 @@ export interface RemovalEvent {
   /** The delete marker's id (DeleteMarkerCreated) or the removed version's id (Delete of a version). */
   versionId?: string;
   sequencer?: string;
+  /** When S3 removed it (ISO). */
+  eventTime?: string;
 }
 
 export type BucketChange = { kind: 'created'; upload: UploadEvent } | { kind: 'removed'; removal: RemovalEvent };
@@ -77,10 +79,11 @@ export function changesInMessage(body: string): BucketChange[] {
       key,
       ...(object.versionId ? { versionId: object.versionId } : {}),
       ...(object.sequencer ? { sequencer: object.sequencer } : {}),
+      ...(r.eventTime ? { eventTime: r.eventTime } : {}),
     };
     if (r.eventName.startsWith('ObjectCreated:')) {
       const eTag = object.eTag?.replace(/"/g, '');
-      const extra = { ...(eTag ? { eTag } : {}), ...(object.size !== undefined ? { size: object.size } : {}), ...(r.eventTime ? { eventTime: r.eventTime } : {}) };
+      const extra = { ...(eTag ? { eTag } : {}), ...(object.size !== undefined ? { size: object.size } : {}) };
       return [{ kind: 'created', upload: { ...common, ...extra } }];
     }
     if (r.eventName.startsWith('ObjectRemoved:')) return [{ kind: 'removed', removal: common }];

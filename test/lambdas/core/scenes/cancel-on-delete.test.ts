@@ -5,6 +5,7 @@ import { ScaleApiError } from '../../../../lambdas/core/scale/errors.js';
 import type { ScaleTask } from '../../../../lambdas/core/scale/schemas.js';
 import type { TaskRecord } from '../../../../lambdas/core/tasks/task-record.js';
 import type { TaskStore } from '../../../../lambdas/core/tasks/task-store.js';
+import { NotYetError } from '../../../../lambdas/core/scenes/wait-in-queue.js';
 
 /*
  * A delete in the bucket cancels the pending task of the upload it took away. The store and Scale are stand-ins
@@ -65,9 +66,11 @@ describe('cancelOnDelete', () => {
     expect(calls).toEqual([['findByKey', 'b', 'k.sfs']]);
   });
 
-  it('asks for a retry while the upload is still being submitted', async () => {
+  it('asks to wait a minute while the upload is still being submitted', async () => {
     const { deps } = world([record({ uniqueId: 'u1', status: 'submitting', sequencer: '10' })]);
-    await expect(cancelOnDelete(marker, deps)).rejects.toThrow('upload u1 is still being submitted; the delete is handled again once it has a task (or was rejected)');
+    const err = await cancelOnDelete(marker, deps).then(() => expect.unreachable('the delete was handled'), (e: unknown) => e);
+    expect(err).toBeInstanceOf(NotYetError);
+    expect(err).toMatchObject({ retryInMs: 60_000, message: 'upload u1 is still being submitted; the delete is handled again once it has a task (or was rejected)' });
   });
 
   it('finds nothing to cancel for a failed upload Scale has no task for', async () => {

@@ -33,6 +33,13 @@ describe('reading a notification', () => {
     ]);
   });
 
+  it('keeps the event time of a removal, which bounds how long it may wait in the queue', () => {
+    const removed = record('ObjectRemoved:DeleteMarkerCreated', { key: 'k.sfs' }, { eventTime: '2026-11-30T10:00:00.000Z' });
+    expect(changesInMessage(body(removed))).toStrictEqual([
+      { kind: 'removed', removal: { eventName: 'ObjectRemoved:DeleteMarkerCreated', bucket: 'b', key: 'k.sfs', eventTime: '2026-11-30T10:00:00.000Z' } },
+    ]);
+  });
+
   it('yields nothing for the test event S3 sends when a notification is set up', () => {
     expect(changesInMessage(JSON.stringify({ Service: 'Amazon S3', Event: 's3:TestEvent', Bucket: 'b' }))).toEqual([]);
   });

@@ -1,4 +1,5 @@
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ScaleClient } from '../../lambdas/core/scale/client.js';
 import { encodeSfsToBuffer } from '../../lambdas/core/scenes/sfs/writer.js';
@@ -9,7 +10,7 @@ import { expectedUniqueId } from '../helpers/identity.js';
 import { SECRETS, startPipelineEnv } from '../helpers/pipeline-env.js';
 
 // create-task when Scale's rate limit gives an upload its turn only after the invocation's deadline: the upload
-// goes back to the ingest queue (the local SQS), delayed to its turn, instead of failing its delivery.
+// goes back to the ingest queue (the local SQS), delayed at least to its turn, instead of failing its delivery.
 type Handler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 let env: Awaited<ReturnType<typeof startPipelineEnv>>;
 let recorder: Awaited<ReturnType<typeof startRecorder>>;
@@ -35,7 +36,7 @@ beforeAll(async () => {
   recorder = await startRecorder();
   env = await startPipelineEnv({ callbackUrl: `${recorder.url}/callback` });
 });
-afterEach(() => env.scale.configure({ rateLimit: null }));
+afterEach(() => env.scale.configure({ rateLimit: null, startDelayMs: 0 }));
 afterAll(async () => {
   await env.close();
   await recorder.close();
@@ -71,6 +72,28 @@ describe('create-task waiting for its turn at Scale', () => {
     }
   });
 
+  it('sends a delete whose cancel has to wait for its turn back to the queue too, and leaves the task open till then', async () => {
+    env.scale.configure({ startDelayMs: 60_000 }); // Scale has not started the work: the task can be cancelled
+    const handler = await freshHandler();
+    const { logger } = await import('../../lambdas/core/shared/logger.js');
+    const warnings: unknown[][] = [];
+    vi.spyOn(logger, 'warn').mockImplementation((...args: unknown[]) => void warnings.push(args));
+    const created = await upload('wait/cancel.sfs');
+    expect((await handler(sqsEvent([sqsRecord(s3NotificationBody([created]))]), contextWith(8_000))).batchItemFailures).toEqual([]);
+    expect(await env.reader.get(expectedUniqueId(created))).toMatchObject({ status: 'pending' });
+    const removal = sqsRecord(s3NotificationBody([await env.remove('wait/cancel.sfs')]));
+    const sentBefore = env.sqs.sent.length;
+    await fillScalesSecond();
+    const answer = await handler(sqsEvent([removal]), contextWith(8_000));
+
+    expect(answer.batchItemFailures).toEqual([]);
+    expect(env.sqs.sent.slice(sentBefore).map((m) => [m.body, m.delaySeconds])).toEqual([[removal.body, 9]]);
+    const [wait] = warnings.filter(([message]) => message === 'removal waits for its turn at Scale: sent back to the queue');
+    expect(wait?.[1]).toMatchObject({ waitingFor: 'scale_rate_limit', delaySeconds: 9 });
+    expect(await env.reader.get(expectedUniqueId(created))).toMatchObject({ status: 'pending' });
+    expect(env.scale.state().tasks.find((t) => t.unique_id === expectedUniqueId(created))?.status).toBe('pending');
+  });
+
   it('fails the delivery as usual once the upload has waited a day', async () => {
     const handler = await freshHandler();
     const old = await upload('wait/old.sfs', new Date(Date.now() - 25 * 3_600_000).toISOString());
@@ -100,11 +123,46 @@ describe('create-task waiting for its turn at Scale', () => {
       const answer = await handler(sqsEvent([record]), contextWith(8_000));
 
       expect(answer.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
-      expect(errors[0]![0]).toBe('could not send the upload back to the queue to wait for its turn');
+      expect(errors[0]![0]).toBe('could not send the upload back to the queue to wait; its delivery fails instead');
       expect(String((errors[0]![1] as { error: string }).error)).toMatch(/QueueDoesNotExist/);
       expect((await env.reader.get(expectedUniqueId(lost)))!.lastError).toMatch(/^ScaleApiError: .*429 /);
     } finally {
       process.env.INGEST_QUEUE_URL = queueUrl;
+    }
+  });
+
+  it('gives up on a queue that does not answer before the invocation ends, and fails the delivery as usual', async () => {
+    // Accepts connections and never answers: SQS stalled.
+    const sockets = new Set<Socket>();
+    const stalled = createServer((socket) => void sockets.add(socket));
+    await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
+    const [queueUrl, endpoint] = [process.env.INGEST_QUEUE_URL!, process.env.AWS_ENDPOINT_URL_SQS!];
+    process.env.AWS_ENDPOINT_URL_SQS = `http://127.0.0.1:${(stalled.address() as AddressInfo).port}`;
+    process.env.INGEST_QUEUE_URL = `${process.env.AWS_ENDPOINT_URL_SQS}/000000000000/ingest`;
+    try {
+      const handler = await freshHandler();
+      const { logger } = await import('../../lambdas/core/shared/logger.js');
+      const errors: unknown[][] = [];
+      vi.spyOn(logger, 'error').mockImplementation((...args: unknown[]) => void errors.push(args));
+      const timeouts = vi.spyOn(AbortSignal, 'timeout');
+      const stuck = await upload('wait/stalled.sfs');
+      const record = sqsRecord(s3NotificationBody([stuck]));
+      await fillScalesSecond();
+      const started = Date.now();
+      const answer = await handler(sqsEvent([record]), contextWith(3_000));
+
+      expect(answer.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
+      // The send was bounded to end a second before the invocation does (and Lambda would have cut it off).
+      const sendBound = timeouts.mock.calls.map(([ms]) => ms).at(-1)!;
+      expect(sendBound).toBeGreaterThan(0);
+      expect(sendBound).toBeLessThanOrEqual(2_000);
+      expect(Date.now() - started).toBeLessThan(3_000);
+      expect(errors[0]![0]).toBe('could not send the upload back to the queue to wait; its delivery fails instead');
+      expect(String((errors[0]![1] as { error: string }).error)).toMatch(/abort/i);
+    } finally {
+      [process.env.INGEST_QUEUE_URL, process.env.AWS_ENDPOINT_URL_SQS] = [queueUrl, endpoint];
+      for (const socket of sockets) socket.destroy();
+      stalled.close();
     }
   });
 });
