@@ -21,8 +21,8 @@
  * scale/
  * - client.ts:199 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
  *   JSON.stringify(undefined) is undefined, so no body is sent either way.
- * - client.ts:249 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
- * - client.ts:266 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request here, and
+ * - client.ts:258 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
+ * - client.ts:275 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request here, and
  *   it rejects with TimeoutError on every Node this runs on; the check is for runtimes that say AbortError.
  * - retry.ts:43 `value.trim() === ''` -> `false` / `value === ''` / another string: a blank value goes on to
  *   Date.parse(''), which is NaN, and gives undefined just the same.
@@ -35,7 +35,7 @@
  *   (ceiling ⌊2⌋ − 1) and the step path (⌊2⌋ − 1) both set the rate to 1 with the same growth, and late answers
  *   cannot raise a ceiling of 1.
  * - flow-control.ts:276 `this.lastRetryAfterMs !== undefined` -> `true`: pausedUntil is above 0 only once a 429 gave
- *   a Retry-After, and a turn at pausedUntil later than now (an epoch time) is above 0.
+ *   a Retry-After, and a turn at pausedUntil past the latest start (an epoch time) is above 0.
  * - flow-control.ts:259 `this.forgetOld(now)` removed (in waitForTurn): settle forgets old entries too, and a send
  *   older than a window and the largest margin can only give a turn time that has already passed.
  * - flow-control.ts:283 `this.sent.length > 1` -> `false`: sends older than a window and the largest margin only give

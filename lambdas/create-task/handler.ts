@@ -113,26 +113,32 @@ async function recordHandler(record: SQSRecord): Promise<void> {
  * A change that only has to wait (its turn at Scale's rate limit, or an upload still being submitted) goes back to the
  * queue, delayed, rather than fail its delivery (see wait-in-queue.ts). The copy carries the whole message: its other
  * changes are idempotent. False when it does not apply, or the copy could not be sent in time: then the delivery
- * fails as any other.
+ * fails as any other. A send SQS did not answer in time may still have been taken: failing the delivery too would
+ * make two messages of one each time, so an upload counts it as sent (if it was lost, its record stays in
+ * 'submitting' and the reconciler sends it again); a delete, which has no record to be found by, fails as usual.
  */
 async function waitInQueue(record: SQSRecord, change: BucketChange, err: unknown, reason: string, where: Record<string, unknown> & { claimId: string }): Promise<boolean> {
   const object = change.kind === 'created' ? change.upload : change.removal;
   const delaySeconds = queueWaitSeconds(err, object.eventTime, Date.now());
   if (delaySeconds === undefined) return false;
+  let unconfirmed = false;
   try {
     const timeoutMs = Math.floor(Math.min(REQUEUE_TIMEOUT_MS, invocationEnd - Date.now() - 1_000));
     if (timeoutMs < 100) throw new Error('the invocation ends in less than a second');
     await requeue.send(record.body, delaySeconds, AbortSignal.timeout(timeoutMs));
   } catch (sendErr) {
-    logger.error(`could not send the ${change.kind === 'created' ? 'upload' : 'removal'} back to the queue to wait; its delivery fails instead`, {
+    unconfirmed = change.kind === 'created' && sendErr instanceof Error && (sendErr.name === 'AbortError' || sendErr.name === 'TimeoutError');
+    const what = unconfirmed ? 'SQS did not confirm in time: taken as sent' : 'its delivery fails instead';
+    logger.error(`could not send the ${change.kind === 'created' ? 'upload' : 'removal'} back to the queue to wait; ${what}`, {
       ...where,
       error: describeFailure(sendErr).message,
     });
-    return false;
+    if (!unconfirmed) return false;
   }
   const waits = waitingFor(err);
   if (change.kind === 'created') {
-    const error = boundText(`waiting for Scale's rate limit: back in the queue for ${delaySeconds} s (${reason})`);
+    const lost = unconfirmed ? ', unless the copy SQS did not confirm was lost (then the reconciler sends it again)' : '';
+    const error = boundText(`waiting for Scale's rate limit: back in the queue for ${delaySeconds} s${lost} (${reason})`);
     const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
     await store
       .recordFailedAttempt(sceneSourceOf(change.upload, routing), { attempt, error, terminal: false, claimId: where.claimId }, new Date().toISOString())

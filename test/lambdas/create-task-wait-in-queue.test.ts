@@ -131,8 +131,8 @@ describe('create-task waiting for its turn at Scale', () => {
     }
   });
 
-  it('gives up on a queue that does not answer before the invocation ends, and fails the delivery as usual', async () => {
-    // Accepts connections and never answers: SQS stalled.
+  it('gives up on a queue that does not answer before the invocation ends: an upload counts the copy as sent, a delete fails', async () => {
+    // Accepts connections and never answers: SQS stalled (it may or may not have taken the copy).
     const sockets = new Set<Socket>();
     const stalled = createServer((socket) => void sockets.add(socket));
     await new Promise<void>((resolve) => stalled.listen(0, '127.0.0.1', resolve));
@@ -151,14 +151,27 @@ describe('create-task waiting for its turn at Scale', () => {
       const started = Date.now();
       const answer = await handler(sqsEvent([record]), contextWith(3_000));
 
-      expect(answer.batchItemFailures).toEqual([{ itemIdentifier: record.messageId }]);
+      // Failing the delivery as well could make two messages of one: the record stays in 'submitting' instead, for
+      // the reconciler to send again should the copy have been lost.
+      expect(answer.batchItemFailures).toEqual([]);
       // The send was bounded to end a second before the invocation does (and Lambda would have cut it off).
       const sendBound = timeouts.mock.calls.map(([ms]) => ms).at(-1)!;
       expect(sendBound).toBeGreaterThan(0);
       expect(sendBound).toBeLessThanOrEqual(2_000);
       expect(Date.now() - started).toBeLessThan(3_000);
-      expect(errors[0]![0]).toBe('could not send the upload back to the queue to wait; its delivery fails instead');
+      expect(errors[0]![0]).toBe('could not send the upload back to the queue to wait; SQS did not confirm in time: taken as sent');
       expect(String((errors[0]![1] as { error: string }).error)).toMatch(/abort/i);
+      const stored = await env.reader.get(expectedUniqueId(stuck));
+      expect(stored).toMatchObject({ status: 'submitting', attempts: 1 });
+      expect(stored!.lastError).toMatch(/^waiting for Scale's rate limit: back in the queue for 9 s, unless the copy SQS did not confirm was lost \(then the reconciler sends it again\) \(ScaleApiError/);
+
+      // A delete has no record to be found by: its delivery fails, to come back as usual.
+      const early = await upload('wait/stalled-delete.sfs');
+      const submission = { ...early, uniqueId: expectedUniqueId(early), sceneFormat: 'sensor_fusion' as const, project: 'scenes-default' };
+      expect(await env.store.startSubmission(submission, 'another-delivery', new Date().toISOString())).toBe('started');
+      const removal = sqsRecord(s3NotificationBody([await env.remove('wait/stalled-delete.sfs')]));
+      expect((await handler(sqsEvent([removal]), contextWith(2_500))).batchItemFailures).toEqual([{ itemIdentifier: removal.messageId }]);
+      expect(errors[1]![0]).toBe('could not send the removal back to the queue to wait; its delivery fails instead');
     } finally {
       [process.env.INGEST_QUEUE_URL, process.env.AWS_ENDPOINT_URL_SQS] = [queueUrl, endpoint];
       for (const socket of sockets) socket.destroy();

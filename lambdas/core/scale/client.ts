@@ -153,7 +153,7 @@ export class ScaleClient {
     const deadline = Math.min(started + this.policy.maxElapsedMs, this.options.deadline ?? Infinity);
     if (deadline - started < MIN_ATTEMPT_MS) {
       // Too little time left to be worth a request: fail now (a retryable failure) rather than be cut off mid-call.
-      throw new ScaleApiError('not attempted: less than a second left before the deadline', { operation: spec.operation, retryable: true, attempts: 0 });
+      throw new ScaleApiError('not attempted: less than a second left before the deadline', { operation: spec.operation, retryable: true, attempts: 0, retryInMs: this.limitInForce() ? 0 : undefined });
     }
     const flow = this.options.flowControl;
     // With flow control, 429s are counted apart from other failures (see RetryPolicy.maxRateLimitedAttempts).
@@ -171,8 +171,8 @@ export class ScaleClient {
         new ScaleApiError(summary, { operation: spec.operation, status: outcome.status, scaleMessage: outcome.scaleMessage, retryable: outcome.retryable, attempts: attempt, retryInMs });
       if (!outcome.retryable) throw fail(outcome.summary);
       const [counted, limit] = paced ? [++rateLimited, this.policy.maxRateLimitedAttempts] : [++failures, this.policy.maxAttempts];
-      if (counted >= limit) throw fail(`${outcome.summary}; gave up after the maximum of ${limit} ${paced ? 'rate-limited ' : ''}attempts`);
       const delayMs = retryAfterMs ?? backoffDelay(counted, this.policy, this.options.random);
+      if (counted >= limit) throw fail(`${outcome.summary}; gave up after the maximum of ${limit} ${paced ? 'rate-limited ' : ''}attempts`, paced ? delayMs : undefined);
       // Leave room for one more attempt of at least a second; otherwise stop inside the budget.
       if (Date.now() + delayMs + MIN_ATTEMPT_MS > deadline) {
         throw fail(`${outcome.summary}; gave up: the next try would pass the deadline (${deadline - started} ms budget)`, outcome.status === 429 ? delayMs : undefined);
@@ -237,6 +237,15 @@ export class ScaleClient {
    * Scale does not echo keys, but an error text (from Scale or a proxy in front of it) is copied into logs and
    * records: make sure, in every form the key travels in — as is, and base64-encoded in the Basic credentials.
    */
+  /**
+   * Whether the flow control keeps to a limit of Scale's now: then a call this invocation has no time left for only
+   * has to wait for the next invocation's turn (the earlier calls' turns took the time).
+   */
+  private limitInForce(): boolean {
+    const rate = this.options.flowControl?.state().rate;
+    return rate !== undefined && rate !== null && Number.isFinite(rate);
+  }
+
   private redact(text: string): string {
     const forms = [this.authorization.slice('Basic '.length), this.options.apiKey];
     return forms.reduce((out, secret) => out.split(secret).join('[redacted]'), text);

@@ -258,7 +258,7 @@ export class FlowControl implements RequestPacer {
       const now = this.clock.now();
       this.forgetOld(now);
       const at = this.earliestSend(now);
-      if (Math.max(at, now) > latestStart) return { ok: false, reason: this.why(at, now, latestStart), ...(this.rateLimited > 0 && at > latestStart ? { waitMs: Math.ceil(Math.max(0, at - now)) } : {}) };
+      if (Math.max(at, now) > latestStart) return { ok: false, reason: this.why(at, now, latestStart), ...(at > Math.max(now, latestStart) ? { waitMs: Math.ceil(at - now) } : {}) };
       if (at <= now) {
         this.sent.push(now);
         return { ok: true, permit: { sentAt: now } };
@@ -269,14 +269,14 @@ export class FlowControl implements RequestPacer {
   }
 
   private why(at: number, now: number, latestStart: number): string {
-    // Asked for after its latest start, with a turn in time (or nothing ever limited): only the deadline stands in the way.
-    if (this.rateLimited === 0 || at <= latestStart) return 'not sent: its latest start had passed before it asked for a turn';
+    // Asked for after its latest start, with its turn due already: only the deadline stands in the way.
+    if (at <= Math.max(now, latestStart)) return 'not sent: its latest start had passed before it asked for a turn';
     const rate = this.rateAt(now);
     // A Retry-After is named only while it still holds the turn back.
-    const paused = at > now && at === this.pausedUntil && this.lastRetryAfterMs !== undefined ? `Retry-After ${this.lastRetryAfterMs} ms` : undefined;
+    const paused = at === this.pausedUntil && this.lastRetryAfterMs !== undefined ? `Retry-After ${this.lastRetryAfterMs} ms` : undefined;
     const pace = Number.isFinite(rate) ? `${rate < 1 ? rate.toFixed(2) : Math.floor(rate)} requests/s` : undefined;
     const details = ['429', paused, pace].filter(Boolean).join(', ');
-    return `not sent: Scale's rate limit (${details}) gives this request its turn in ${Math.ceil(Math.max(0, at - now))} ms, after the deadline`;
+    return `not sent: Scale's rate limit (${details}) gives this request its turn in ${Math.ceil(at - now)} ms, after the deadline`;
   }
 
   private forgetOld(now: number): void {

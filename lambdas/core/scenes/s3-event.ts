@@ -95,8 +95,9 @@ export function changesInMessage(body: string): BucketChange[] {
  * The S3 event notification S3 sent for an upload, as create-task reads it back: the same bucket, key (encoded as
  * S3 encodes it), versionId, sequencer and ETag, so it names the same upload (the same uniqueId). Sending it to the
  * ingest queue submits that upload again by the very path an upload takes (the reconciler's resubmissions, retries).
+ * `eventTime` bounds how long it may wait in the queue for Scale's rate limit (a day from then).
  */
-export function uploadNotification(upload: UploadIdentity & { size?: number }, now: Date): string {
+export function uploadNotification(upload: UploadIdentity & { size?: number }, eventTime: Date): string {
   const object = {
     key: encodeS3Key(upload.key),
     ...(upload.size !== undefined ? { size: upload.size } : {}),
@@ -104,7 +105,7 @@ export function uploadNotification(upload: UploadIdentity & { size?: number }, n
     ...(upload.versionId ? { versionId: upload.versionId } : {}),
     ...(upload.sequencer ? { sequencer: upload.sequencer } : {}),
   };
-  return JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', eventTime: now.toISOString(), s3: { bucket: { name: upload.bucket }, object } }] });
+  return JSON.stringify({ Records: [{ eventName: 'ObjectCreated:Put', eventTime: eventTime.toISOString(), s3: { bucket: { name: upload.bucket }, object } }] });
 }
 
 /** S3 sequencers order events for one key: as AWS documents, right-pad the shorter with zeros, then compare. */

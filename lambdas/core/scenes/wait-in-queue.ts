@@ -2,8 +2,12 @@ import { ScaleApiError } from '../scale/errors.js';
 
 /** How long a change may wait in the queue before its waits count as failed deliveries. */
 export const QUEUE_WAIT_LIMIT_MS = 24 * 60 * 60 * 1000;
-/** SQS's longest delay for one message. */
-const MAX_DELAY_SECONDS = 900;
+/**
+ * The longest delay (SQS allows 900 s): under the reconciler's shortest threshold for an upload stuck in
+ * 'submitting' (5 minutes), so that an upload waiting in the queue is back, and its record updated, before the
+ * reconciler could take it for stuck and send a second copy.
+ */
+const MAX_DELAY_SECONDS = 240;
 /** A change's time a little ahead of this function's clock is still a change of now. */
 const CLOCK_SKEW_MS = 5 * 60 * 1000;
 
@@ -46,7 +50,8 @@ export function queueWaitSeconds(err: unknown, eventTime: string | undefined, no
   const retryInMs = (err as ScaleApiError | NotYetError).retryInMs!;
   const happenedAt = eventTime === undefined ? NaN : Date.parse(eventTime);
   if (!Number.isFinite(happenedAt) || happenedAt > now + CLOCK_SKEW_MS || now - happenedAt > QUEUE_WAIT_LIMIT_MS) return undefined;
-  const waitedMs = Math.max(0, now - happenedAt);
+  // Only the rate limit's backlog is unknown: another change is waited for as long as the error says.
+  const waitedMs = waitingFor(err) === 'scale_rate_limit' ? Math.max(0, now - happenedAt) : 0;
   const seconds = Math.ceil(Math.max(retryInMs, waitedMs * random()) / 1000);
   return Number.isNaN(seconds) ? MAX_DELAY_SECONDS : Math.min(MAX_DELAY_SECONDS, Math.max(1, seconds));
 }

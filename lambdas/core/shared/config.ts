@@ -104,7 +104,7 @@ export const PipelineConfigSchema = z.strictObject({
   /** How often the reconciler asks Scale what changed. */
   reconcileEveryMinutes: z._default(z.int().check(z.gte(1), z.lte(1440)), 15),
   /** Uploads still `submitting` after this long are looked up at Scale (and resubmitted when it has no task). */
-  reconcileAfterMinutes: z._default(z.int().check(z.gte(5, 'must be at least 5 (longer than a create-task run)'), z.lte(10_080)), 30),
+  reconcileAfterMinutes: z._default(z.int().check(z.gte(5, 'must be at least 5 (longer than a create-task run, and than a wait in the queue)'), z.lte(10_080)), 30),
   /** How far back the reconciler asks Scale for updated tasks: more than Scale's 24 hours of callback retries. */
   reconcileLookBackHours: z._default(z.int().check(z.gte(25, "must be at least 25 (Scale's callback retries last 24 hours)"), z.lte(24 * 30)), 25),
   /** Times an upload whose task could not download its attachment is submitted again (needs clearUniqueIdOnError). */

@@ -106,7 +106,8 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
         await storeIfMissing(task, deps);
         report.adopted++;
       } else {
-        await deps.resubmit(uploadNotification(record, now));
+        // Dated when the upload was first recorded, not now: its day of waiting in the queue does not start over.
+        await deps.resubmit(uploadNotification(record, firstRecorded(record, now)));
         report.resubmitted++;
       }
     }
@@ -161,4 +162,10 @@ async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<'no
   // Named by the state's own time: running again before it is applied writes the same object, not another.
   await deps.storeState(uniqueId, `reconciled-${at.replace(/[:.]/g, '')}-${status}-${audits}.json`, body);
   return 'stored';
+}
+
+/** When the upload was first recorded (its createdAt), or now if that is unreadable or ahead. */
+function firstRecorded(record: TaskRecord, now: Date): Date {
+  const createdAt = Date.parse(record.createdAt);
+  return Number.isFinite(createdAt) && createdAt <= now.getTime() ? new Date(createdAt) : now;
 }

@@ -106,12 +106,8 @@ describe('a refused turn', () => {
   });
 
   it('does not name a Retry-After that ends the very moment the turn is asked for', async () => {
-    // Held by the pause until past its latest start: the rate limit's refusal, to go at once.
-    expect(await askAfterRetryAfter(3_000, 3_020, 3_020, 3_000)).toEqual({
-      ok: false,
-      waitMs: 0,
-      reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 0 ms, after the deadline",
-    });
+    // Its turn is due the moment it asks: only lateness refuses it.
+    expect(await askAfterRetryAfter(3_000, 3_020, 3_020, 3_000)).toEqual(LATE);
   });
 
   it('does not name a Retry-After that ended before the request asked, after several sends', async () => {
@@ -124,6 +120,18 @@ describe('a refused turn', () => {
     flow.settle(d, { rateLimited: true, retryAfterMs: 5_000 });
     await clock.run(10_000);
     expect(await flow.acquire(9_000)).toEqual(LATE);
+  });
+
+  it('says how long to wait under a rate learnt elsewhere (limitTo), with no 429 of its own', async () => {
+    const clock = new VirtualClock();
+    const flow = new FlowControl({ clock, ...FROZEN }).limitTo(1);
+    expect(await flow.acquire(1_000)).toEqual({ ok: true, permit: { sentAt: 0 } });
+    // The next turn is a window and the 50 ms margin after the first send, past a latest start of 500 ms.
+    expect(await flow.acquire(500)).toEqual({
+      ok: false,
+      waitMs: 1_050,
+      reason: "not sent: Scale's rate limit (429, 1 requests/s) gives this request its turn in 1050 ms, after the deadline",
+    });
   });
 
   it('does not blame a rate limit never met when the latest start has passed', async () => {

@@ -59,6 +59,24 @@ describe('ScaleClient with flow control', () => {
     expect(requestsSoFar()).toBe(before);
   });
 
+  it('says when to try again once the rate-limited attempts are spent', async () => {
+    await limitTo(1, 2);
+    const c = client({ flowControl: new FlowControl(), retry: { ...fastRetry, maxRateLimitedAttempts: 1 } });
+    const err = await failure(c.createMultistageTask(request()));
+    expect(err).toMatchObject({ status: 429, attempts: 1, retryInMs: 2_000 });
+    expect(err.message).toContain('gave up after the maximum of 1 rate-limited attempts');
+  });
+
+  it('tells a call with no time left to wait for a turn only while a limit is in force', async () => {
+    const notAttempted = (flowControl?: RequestPacer) => failure(client({ flowControl, deadline: Date.now() + 500 }).getTask('0123456789abcdef01234567'));
+    const before = requestsSoFar();
+    expect(await notAttempted(new FlowControl().limitTo(5))).toMatchObject({ attempts: 0, retryInMs: 0, message: expect.stringContaining('not attempted: less than a second left') });
+    // Unlimited, or no flow control at all: nothing says a turn is what is missing.
+    expect((await notAttempted(new FlowControl())).retryInMs).toBeUndefined();
+    expect((await notAttempted()).retryInMs).toBeUndefined();
+    expect(requestsSoFar()).toBe(before);
+  });
+
   it('does not spend the attempts on 429s: their retries are paced instead', async () => {
     await limitTo(1, null);
     const notices: RetryNotice[] = [];

@@ -11,15 +11,16 @@ const happenedAgo = (ms: number) => new Date(NOW - ms).toISOString();
 const noJitter = () => 0;
 
 describe('queueWaitSeconds', () => {
-  it("waits out the rate limit's turn, in whole seconds (at least one, at most SQS's 900)", () => {
+  it("waits out the rate limit's turn, in whole seconds (at least one, at most 240, under the reconciler's 5 minutes)", () => {
     expect(queueWaitSeconds(waitFor(0), happenedAgo(0), NOW)).toBe(1);
     expect(queueWaitSeconds(waitFor(1), happenedAgo(0), NOW)).toBe(1);
     expect(queueWaitSeconds(waitFor(1_001), happenedAgo(0), NOW)).toBe(2);
     expect(queueWaitSeconds(waitFor(9_000, { status: 429 }), happenedAgo(HOUR), NOW, noJitter)).toBe(9);
-    expect(queueWaitSeconds(waitFor(900_000), happenedAgo(0), NOW)).toBe(900);
-    expect(queueWaitSeconds(waitFor(3_600_000), happenedAgo(0), NOW)).toBe(900);
-    expect(queueWaitSeconds(waitFor(Infinity), happenedAgo(0), NOW)).toBe(900);
-    expect(queueWaitSeconds(waitFor(NaN), happenedAgo(0), NOW)).toBe(900);
+    expect(queueWaitSeconds(waitFor(240_000), happenedAgo(0), NOW)).toBe(240);
+    expect(queueWaitSeconds(waitFor(240_001), happenedAgo(0), NOW)).toBe(240);
+    expect(queueWaitSeconds(waitFor(3_600_000), happenedAgo(0), NOW)).toBe(240);
+    expect(queueWaitSeconds(waitFor(Infinity), happenedAgo(0), NOW)).toBe(240);
+    expect(queueWaitSeconds(waitFor(NaN), happenedAgo(0), NOW)).toBe(240);
   });
 
   it('waits at least a random share of the time already waited, so that a long backlog comes round less often', () => {
@@ -27,16 +28,17 @@ describe('queueWaitSeconds', () => {
     expect(queueWaitSeconds(waitFor(2_000), happenedAgo(120_000), NOW, () => 0)).toBe(2);
     expect(queueWaitSeconds(waitFor(2_000), happenedAgo(120_000), NOW, () => 0.5)).toBe(60);
     expect(queueWaitSeconds(waitFor(2_000), happenedAgo(120_000), NOW, () => 0.999)).toBe(120);
-    // Never past SQS's longest delay, however long the wait so far.
-    expect(queueWaitSeconds(waitFor(2_000), happenedAgo(20 * HOUR), NOW, () => 0.999)).toBe(900);
+    // Never past the longest delay, however long the wait so far.
+    expect(queueWaitSeconds(waitFor(2_000), happenedAgo(20 * HOUR), NOW, () => 0.999)).toBe(240);
     // A time a little ahead of this clock waited nothing yet.
     expect(queueWaitSeconds(waitFor(2_000), happenedAgo(-60_000), NOW, () => 0.999)).toBe(2);
   });
 
-  it('sends back a change that waits for another one, as long as the error says', () => {
+  it('sends back a change that waits for another one, as long as the error says, however long it has waited', () => {
     const early = new NotYetError('upload u1 is still being submitted', 60_000);
     expect(waitingFor(early)).toBe('another_change');
     expect(queueWaitSeconds(early, happenedAgo(0), NOW, noJitter)).toBe(60);
+    expect(queueWaitSeconds(early, happenedAgo(30 * 60_000), NOW, () => 0.999)).toBe(60);
   });
 
   it('leaves every other failure to the usual retries', () => {

@@ -72,7 +72,7 @@ const PIPELINE_LIMITS: Array<[string, number, number, string, string]> = [
   ['callbackWafRateLimit', 10, 2_000_000_000, 'must be at least 10 (WAF minimum)', 'must be at most 2000000000'],
   ['maxResultFileBytes', 1024, 402_653_184, 'must be at least 1024', 'must be at most 402653184 (384 MiB): the file is held in the 1 GB function'],
   ['reconcileEveryMinutes', 1, 1440, 'must be at least 1', 'must be at most 1440'],
-  ['reconcileAfterMinutes', 5, 10_080, 'must be at least 5 (longer than a create-task run)', 'must be at most 10080'],
+  ['reconcileAfterMinutes', 5, 10_080, 'must be at least 5 (longer than a create-task run, and than a wait in the queue)', 'must be at most 10080'],
   ['reconcileLookBackHours', 25, 720, "must be at least 25 (Scale's callback retries last 24 hours)", 'must be at most 720'],
   ['errorResubmissions', 0, 10, 'must be at least 0', 'must be at most 10'],
   ['eventArchiveRetentionDays', 0, 36_500, 'must be at least 0', 'must be at most 36500'],

@@ -163,6 +163,15 @@ describe('reconcile: every loop is bounded', () => {
     expect(await all.run()).toMatchObject({ resubmitted: 4 });
   });
 
+  it('dates a resubmission when the upload was first recorded, so its day of waiting in the queue does not start over', async () => {
+    const times: string[] = [];
+    const stuck = [[record(1, { status: 'submitting', createdAt: '2026-11-30T02:00:00.000Z' }), record(2, { status: 'submitting', createdAt: 'unreadable' }), record(3, { status: 'submitting', createdAt: '2026-12-01T00:00:00.000Z' })]];
+    const h = harness({ stuck, deps: { resubmit: async (notification) => void times.push(JSON.parse(notification).Records[0].eventTime) } });
+    expect(await h.run()).toMatchObject({ resubmitted: 3 });
+    // Unreadable, or ahead of the reconciler's clock: now.
+    expect(times).toEqual(['2026-11-30T02:00:00.000Z', NOW.toISOString(), NOW.toISOString()]);
+  });
+
   it('keeps the first five failing projects\' errors, each bounded to 300 characters', async () => {
     const projects = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6'];
     const h = harness({ deps: { projects, scale: { listTasks: async ({ project }) => Promise.reject(new Error(`${project} ${'e'.repeat(400)}`)), findTaskByUniqueId: async () => undefined } } });
