@@ -85,6 +85,7 @@ function formatRecord(record: TaskRecord): string {
     ['scale error', record.scaleError && `${record.scaleError.status ?? ''} ${record.scaleError.message}`.trim()],
     ['last error', record.lastError],
     ['cancel error', record.cancelError && `${record.cancelError.status ?? ''} ${record.cancelError.message}`.trim()],
+    ['cancel owed', record.cancelOwed],
     ['attempts', record.attempts],
     ['project', record.project],
     ['task', record.taskId],

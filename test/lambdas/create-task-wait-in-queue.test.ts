@@ -36,7 +36,7 @@ beforeAll(async () => {
   recorder = await startRecorder();
   env = await startPipelineEnv({ callbackUrl: `${recorder.url}/callback` });
 });
-afterEach(() => env.scale.configure({ rateLimit: null, startDelayMs: 0 }));
+afterEach(() => env.scale.configure({ rateLimit: null, startDelayMs: 0, latencyMs: 0 }));
 afterAll(async () => {
   await env.close();
   await recorder.close();
@@ -92,6 +92,38 @@ describe('create-task waiting for its turn at Scale', () => {
     expect(wait?.[1]).toMatchObject({ waitingFor: 'scale_rate_limit', delaySeconds: 9 });
     expect(await env.reader.get(expectedUniqueId(created))).toMatchObject({ status: 'pending' });
     expect(env.scale.state().tasks.find((t) => t.unique_id === expectedUniqueId(created))?.status).toBe('pending');
+  });
+
+  it('cancels, when it comes back, a task created over a rejection whose cancel had to wait for its turn', async () => {
+    env.scale.configure({ startDelayMs: 60_000 }); // Scale has not started the work: the task can be cancelled
+    const handler = await freshHandler();
+    const older = await upload('wait/replaced.sfs');
+    const uniqueId = expectedUniqueId(older);
+    // This delivery is inside Scale's create call while the object is replaced and another delivery rejects it.
+    env.scale.configure({ latencyMs: 1_500 });
+    const sentBefore = env.sqs.sent.length;
+    const creating = handler(sqsEvent([sqsRecord(s3NotificationBody([older]))]), contextWith(8_000));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await env.put('wait/replaced.sfs', scene);
+    const source = { ...older, uniqueId, sceneFormat: 'sensor_fusion' as const, project: 'scenes-default' };
+    expect(await env.store.startSubmission(source, 'other-delivery', new Date().toISOString())).toBe('resumed');
+    await env.store.recordRejection(uniqueId, 'other-delivery', 'a newer version replaced this one', new Date().toISOString());
+    // The create is the one request Scale allows this second: the cancel right after it meets the limit.
+    env.scale.configure({ latencyMs: 0, rateLimit: { requestsPerSecond: 1, retryAfterSeconds: 9 } });
+    expect((await creating).batchItemFailures).toEqual([]);
+    const copies = env.sqs.sent.slice(sentBefore);
+    expect(copies.map((m) => m.delaySeconds)).toEqual([9]);
+    expect(await env.reader.get(uniqueId)).toMatchObject({ status: 'pending', cancelOwed: 'a newer version replaced this one' });
+
+    // The copy comes back once the limit allows (to an instance past the 9 s pause): the record is pending, and the
+    // cancel it owes is made.
+    env.scale.configure({ rateLimit: null });
+    const later = await freshHandler();
+    expect((await later(sqsEvent([sqsRecord(copies[0]!.body)]), contextWith(8_000))).batchItemFailures).toEqual([]);
+    expect(env.scale.state().tasks.filter((t) => t.unique_id === uniqueId).map((t) => t.status)).toEqual(['canceled']);
+    const record = await env.reader.get(uniqueId);
+    expect(record).toMatchObject({ status: 'canceled', reason: 'a newer version replaced this one; the task created meanwhile was canceled at Scale' });
+    expect(record).not.toHaveProperty('cancelOwed');
   });
 
   it('fails the delivery as usual once the upload has waited a day', async () => {

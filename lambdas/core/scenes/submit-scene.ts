@@ -66,7 +66,11 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
   // Claim first: a repeated delivery costs one conditional write, and only this claim may end the upload.
   const claimId = deps.claimId ?? randomUUID();
   const started = await deps.store.startSubmission({ ...source, project: settings.project, batch: settings.batch, route: settings.route }, claimId, now());
-  if (typeof started === 'object') return { kind: 'skipped', uniqueId, status: started.alreadyAt };
+  if (typeof started === 'object') {
+    // A task created over a rejection whose cancel failed (Scale's rate limit, a blip): this delivery cancels it.
+    if (started.owedCancel) return cancelOpenTask(uniqueId, started.owedCancel.taskId, overRejectionReason(started.owedCancel.reason), deps);
+    return { kind: 'skipped', uniqueId, status: started.alreadyAt };
+  }
   const reject = async (reason: string): Promise<SubmitOutcome> => {
     const bounded = boundText(reason);
     await deps.store.recordRejection(uniqueId, claimId, bounded, now());
@@ -127,9 +131,13 @@ export async function submitScene(upload: UploadEvent, deps: SubmitDeps): Promis
   const recorded = await deps.store.recordSubmitted(uniqueId, submitted, now());
   if (typeof recorded === 'object') {
     // Another delivery rejected the upload (deleted or replaced) while this one was creating its task.
-    return cancelOpenTask(uniqueId, created.task.task_id, boundText(`${recorded.overRejection}; the task created meanwhile was canceled at Scale`), deps);
+    return cancelOpenTask(uniqueId, created.task.task_id, overRejectionReason(recorded.overRejection), deps);
   }
   return { kind: 'submitted', uniqueId, taskId: created.task.task_id, adopted: created.adopted };
+}
+
+function overRejectionReason(rejection: string): string {
+  return boundText(`${rejection}; the task created meanwhile was canceled at Scale`);
 }
 
 /** Why this upload is no longer the object's current content, or undefined while it is. */

@@ -68,7 +68,8 @@ export class DynamoTaskStore implements TaskStore {
       const current = await this.get(submission.uniqueId);
       // Vanished between the two calls only if someone deleted it: treat as not started, let SQS retry.
       if (!current) throw new Error(`record ${submission.uniqueId} changed while starting its submission; will retry`, { cause: err });
-      return { alreadyAt: current.status };
+      const owed = current.cancelOwed !== undefined && current.taskId !== undefined ? { owedCancel: { taskId: current.taskId, reason: current.cancelOwed } } : {};
+      return { alreadyAt: current.status, ...owed };
     }
   }
 
@@ -90,7 +91,13 @@ export class DynamoTaskStore implements TaskStore {
     // Over anything but a record that names a task already: a created task must never be hidden by a rejection.
     try {
       const old = await this.update(expr, uniqueId, `attribute_exists(${expr.name('uniqueId')}) AND attribute_not_exists(${expr.name('taskId')})`, 'ALL_OLD');
-      return old?.status === 'rejected' ? { overRejection: String(old.reason ?? 'rejected') } : 'recorded';
+      if (old?.status !== 'rejected') return 'recorded';
+      const overRejection = String(old.reason ?? 'rejected');
+      // Kept until the cancel reaches Scale: a cancel that fails now is owed by the upload's next delivery.
+      const owed = new UpdateExpression();
+      owed.set('cancelOwed', overRejection);
+      await this.update(owed, uniqueId, `${owed.name('taskId')} = ${owed.value(details.taskId)}`);
+      return { overRejection };
     } catch (err) {
       if (!isConditionFailure(err)) throw err;
       return 'already_has_task';
@@ -131,6 +138,7 @@ export class DynamoTaskStore implements TaskStore {
     expr.set('reason', cancel.reason);
     expr.set('updatedAt', now);
     expr.remove('cancelError');
+    expr.remove('cancelOwed');
     try {
       // Ordered like callbacks: a newer state reported by Scale is kept.
       await this.update(expr, uniqueId, `${expr.name('taskId')} = ${expr.value(cancel.taskId)} AND ${newerState(expr, cancel.scaleUpdatedAt, cancel.order)}`);
@@ -145,6 +153,7 @@ export class DynamoTaskStore implements TaskStore {
     const expr = new UpdateExpression();
     expr.set('cancelError', error);
     expr.set('updatedAt', now);
+    expr.remove('cancelOwed');
     await this.ignoreConditionFailure(this.update(expr, uniqueId, `attribute_exists(${expr.name('uniqueId')})`));
   }
 

@@ -69,6 +69,11 @@ export const TaskRecordSchema = z.object({
   /** Deliveries of the upload's message that failed so far, and the newest failure (bounded). */
   attempts: z.optional(z.number()),
   lastError: z.optional(z.string()),
+  /**
+   * A task created over a rejection (deleted or replaced meanwhile) whose cancel has not reached Scale yet: why it is
+   * to be cancelled. The next delivery of the upload cancels it; gone once Scale cancelled or refused.
+   */
+  cancelOwed: z.optional(z.string()),
   /** Scale refused to cancel the task of a deleted object (e.g. already completed). */
   cancelError: z.optional(z.object({ status: z.optional(z.number()), message: z.string() })),
   /** Result files the completed response referenced: copied into the results bucket (with size and digest), or why not. */

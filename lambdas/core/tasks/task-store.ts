@@ -52,6 +52,12 @@ export interface CallbackUpdate {
   source: Omit<SceneSource, 'uniqueId'> & { project?: string; frameCount?: number };
 }
 
+/** A task created over a rejection, not cancelled yet (see TaskRecord.cancelOwed). */
+export interface OwedCancel {
+  taskId: string;
+  reason: string;
+}
+
 /**
  * The port the core writes through. Implementations never decide business rules, they enforce these ones:
  * - a submission is claimed by one delivery (`claimId`); only the current claim may end it as rejected or
@@ -63,16 +69,17 @@ export interface TaskStore {
   /**
    * Claims the upload for this delivery ('submitting') unless it already got further. Returns 'started' (first
    * claim), 'resumed' (an earlier delivery had claimed it and may have reached Scale), or the status that stops it
-   * (a task exists, or the scene was rejected).
+   * (a task exists, or the scene was rejected), with a cancel still owed for its task if there is one.
    */
-  startSubmission(submission: Submission, claimId: string, now: string): Promise<'started' | 'resumed' | { alreadyAt: TaskStatus }>;
+  startSubmission(submission: Submission, claimId: string, now: string): Promise<'started' | 'resumed' | { alreadyAt: TaskStatus; owedCancel?: OwedCancel }>;
   /** Records 'rejected' with its reason, if this delivery still holds the claim and no task is recorded. */
   recordRejection(uniqueId: string, claimId: string, reason: string, now: string): Promise<void>;
   /** Records 'create_failed' with Scale's error, if this delivery still holds the claim and no task is recorded. */
   recordCreateFailure(uniqueId: string, claimId: string, error: { status?: number; message: string }, now: string): Promise<void>;
   /**
    * Records 'pending' with the task id, unless the record already names a task (a callback got there first).
-   * Over a rejection it still records, and says so with the rejection's reason: the task must then be canceled.
+   * Over a rejection it still records, and says so with the rejection's reason: the task must then be canceled,
+   * and the record says so (cancelOwed) until it is.
    */
   recordSubmitted(uniqueId: string, details: SubmittedTask, now: string): Promise<'recorded' | 'already_has_task' | { overRejection: string }>;
   /**

@@ -22,7 +22,7 @@ const SFS = (() => {
 interface Setup {
   current?: ObjectHead;
   expiries?: Array<string | undefined>;
-  started?: 'started' | 'resumed' | { alreadyAt: string };
+  started?: 'started' | 'resumed' | { alreadyAt: string; owedCancel?: { taskId: string; reason: string } };
   create?: () => Promise<unknown>;
   earlier?: Partial<ScaleTask>;
   recorded?: 'recorded' | { overRejection: string };
@@ -173,6 +173,18 @@ describe('what the store is told', () => {
     expect(await outcome).toStrictEqual({ kind: 'canceled', uniqueId: expect.any(String), taskId: 't1' });
     expect(calls.at(-1)![0]).toBe('recordCanceled');
     expect(calls.at(-1)![2]).toMatchObject({ reason: 'the object was deleted; the task created meanwhile was canceled at Scale' });
+  });
+
+  it('cancels, on a later delivery, the task whose cancel over a rejection is still owed', async () => {
+    const { outcome, calls, requests } = run({}, { started: { alreadyAt: 'pending', owedCancel: { taskId: 't7', reason: 'a newer version replaced this one' } } });
+    expect(await outcome).toStrictEqual({ kind: 'canceled', uniqueId: expect.any(String), taskId: 't7' });
+    expect(requests).toEqual([]);
+    expect(calls.map(([name]) => name)).toEqual(['cancelTask', 'recordCanceled']);
+    expect(calls[1]![2]).toMatchObject({ taskId: 't7', reason: 'a newer version replaced this one; the task created meanwhile was canceled at Scale' });
+    // Nothing owed: skipped, as any delivery after the outcome.
+    const skipped = run({}, { started: { alreadyAt: 'pending' } });
+    expect(await skipped.outcome).toStrictEqual({ kind: 'skipped', uniqueId: expect.any(String), status: 'pending' });
+    expect(skipped.calls).toEqual([]);
   });
 });
 

@@ -127,6 +127,22 @@ describe('recordSubmitted: a created task is always recorded, once', () => {
     expect(await store.recordSubmitted(a.uniqueId, submitted('task-a'), T(5))).toEqual({ overRejection: 'frames missing: 0.json' });
     expect(await store.recordSubmitted(b.uniqueId, submitted('task-b'), T(5))).toEqual({ overRejection: 'rejected' });
     expect((await raw(a.uniqueId))!.reason).toBeUndefined();
+    // Owed until Scale cancelled (or refused): the next delivery is told, and does it.
+    expect(await raw(a.uniqueId)).toMatchObject({ status: 'pending', taskId: 'task-a', cancelOwed: 'frames missing: 0.json' });
+    expect(await store.startSubmission(a, 'c2', T(6))).toEqual({ alreadyAt: 'pending', owedCancel: { taskId: 'task-a', reason: 'frames missing: 0.json' } });
+    await store.recordCanceled(a.uniqueId, { taskId: 'task-a', scaleUpdatedAt: T(7), order: 'o', reason: 'canceled' }, T(7));
+    expect((await raw(a.uniqueId))!.cancelOwed).toBeUndefined();
+    expect(await store.startSubmission(a, 'c3', T(8))).toEqual({ alreadyAt: 'canceled' });
+    await store.recordCancelRefused(b.uniqueId, { status: 400, message: 'already completed' }, T(7));
+    expect(await raw(b.uniqueId)).toMatchObject({ cancelError: { status: 400, message: 'already completed' } });
+    expect((await raw(b.uniqueId))!.cancelOwed).toBeUndefined();
+  });
+
+  it('owes no cancel for a task recorded over anything but a rejection', async () => {
+    const u = upload();
+    await seed({ uniqueId: u.uniqueId, status: 'submitting', claimId: 'c' });
+    expect(await store.recordSubmitted(u.uniqueId, submitted('task-u'), T(5))).toBe('recorded');
+    expect(await store.startSubmission(u, 'c2', T(6))).toEqual({ alreadyAt: 'pending' });
   });
 
   it('never creates a record of its own: an upload with no record is not one it may name', async () => {
