@@ -19,10 +19,10 @@
  *   waited for every earlier item, so a key's earlier entry adds no ordering.
  *
  * scale/
- * - client.ts:199 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
+ * - client.ts:201 `spec.body !== undefined ? JSON.stringify(spec.body) : undefined` -> `true ? …`:
  *   JSON.stringify(undefined) is undefined, so no body is sent either way.
- * - client.ts:258 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
- * - client.ts:275 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request here, and
+ * - client.ts:269 `catch { return undefined; }` -> `catch {}`: the function returns undefined either way.
+ * - client.ts:286 `err.name === 'AbortError'` -> `false` / `''`: only AbortSignal.timeout aborts a request here, and
  *   it rejects with TimeoutError on every Node this runs on; the check is for runtimes that say AbortError.
  * - retry.ts:43 `value.trim() === ''` -> `false` / `value === ''` / another string: a blank value goes on to
  *   Date.parse(''), which is NaN, and gives undefined just the same.

@@ -85,7 +85,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
   }
   const attempt = Number(record.attributes.ApproximateReceiveCount) || 1;
   const terminal = attempt >= maxReceiveCount;
-  for (const change of changes) {
+  for (const [index, change] of changes.entries()) {
     const object = change.kind === 'created' ? change.upload : change.removal;
     const where = { messageId: record.messageId, event: object.eventName, bucket: object.bucket, key: object.key, versionId: object.versionId };
     const claimId = randomUUID();
@@ -94,7 +94,7 @@ async function recordHandler(record: SQSRecord): Promise<void> {
       logger.info(`${change.kind === 'created' ? 'upload' : 'removal'} ${String(outcome.kind)}`, { ...where, ...outcome });
     } catch (err) {
       const failure = describeFailure(err);
-      if (await waitInQueue(record, change, err, failure.message, { ...where, claimId })) return;
+      if (await waitInQueue(record, change, err, failure.message, { ...where, claimId }, index === changes.length - 1)) return;
       if (change.kind === 'created') {
         // The record shows every failed attempt; the last one before the dead-letter queue marks it 'failed'.
         const upload = change.upload;
@@ -114,10 +114,11 @@ async function recordHandler(record: SQSRecord): Promise<void> {
  * queue, delayed, rather than fail its delivery (see wait-in-queue.ts). The copy carries the whole message: its other
  * changes are idempotent. False when it does not apply, or the copy could not be sent in time: then the delivery
  * fails as any other. A send SQS did not answer in time may still have been taken: failing the delivery too would
- * make two messages of one each time, so an upload counts it as sent (if it was lost, its record stays in
- * 'submitting' and the reconciler sends it again); a delete, which has no record to be found by, fails as usual.
+ * make two messages of one each time, so an upload that is the message's last change counts it as sent (if it was
+ * lost, its record stays in 'submitting' and the reconciler sends it again); a delete, which has no record to be
+ * found by, or a change with others after it in the message, fails as usual.
  */
-async function waitInQueue(record: SQSRecord, change: BucketChange, err: unknown, reason: string, where: Record<string, unknown> & { claimId: string }): Promise<boolean> {
+async function waitInQueue(record: SQSRecord, change: BucketChange, err: unknown, reason: string, where: Record<string, unknown> & { claimId: string }, last: boolean): Promise<boolean> {
   const object = change.kind === 'created' ? change.upload : change.removal;
   const delaySeconds = queueWaitSeconds(err, object.eventTime, Date.now());
   if (delaySeconds === undefined) return false;
@@ -127,7 +128,7 @@ async function waitInQueue(record: SQSRecord, change: BucketChange, err: unknown
     if (timeoutMs < 100) throw new Error('the invocation ends in less than a second');
     await requeue.send(record.body, delaySeconds, AbortSignal.timeout(timeoutMs));
   } catch (sendErr) {
-    unconfirmed = change.kind === 'created' && sendErr instanceof Error && (sendErr.name === 'AbortError' || sendErr.name === 'TimeoutError');
+    unconfirmed = change.kind === 'created' && last && sendErr instanceof Error && (sendErr.name === 'AbortError' || sendErr.name === 'TimeoutError');
     const what = unconfirmed ? 'SQS did not confirm in time: taken as sent' : 'its delivery fails instead';
     logger.error(`could not send the ${change.kind === 'created' ? 'upload' : 'removal'} back to the queue to wait; ${what}`, {
       ...where,

@@ -204,6 +204,14 @@ describe('create-task waiting for its turn at Scale', () => {
       const removal = sqsRecord(s3NotificationBody([await env.remove('wait/stalled-delete.sfs')]));
       expect((await handler(sqsEvent([removal]), contextWith(2_500))).batchItemFailures).toEqual([{ itemIdentifier: removal.messageId }]);
       expect(errors[1]![0]).toBe('could not send the removal back to the queue to wait; its delivery fails instead');
+
+      // Nor may an upload with other changes after it in the message: they would be lost with the copy, unrecorded.
+      const [first, second] = [await upload('wait/stalled-first.sfs'), await upload('wait/stalled-second.sfs')];
+      const both = sqsRecord(s3NotificationBody([first, second]));
+      expect((await handler(sqsEvent([both]), contextWith(2_500))).batchItemFailures).toEqual([{ itemIdentifier: both.messageId }]);
+      expect(errors.map(([message]) => message).filter((m) => String(m).startsWith('could not send')).at(-1)).toBe(
+        'could not send the upload back to the queue to wait; its delivery fails instead',
+      );
     } finally {
       [process.env.INGEST_QUEUE_URL, process.env.AWS_ENDPOINT_URL_SQS] = [queueUrl, endpoint];
       for (const socket of sockets) socket.destroy();

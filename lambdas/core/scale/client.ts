@@ -1,7 +1,7 @@
 import type { z } from 'zod/mini';
 import { checkAgainst } from '../shared/validation.js';
 import { ScaleApiError, ScaleRequestInvalidError } from './errors.js';
-import type { RequestPacer } from './flow-control.js';
+import type { RequestPacer, Turn } from './flow-control.js';
 import { backoffDelay, DEFAULT_RETRY_POLICY, isRetryableStatus, parseRetryAfter, type RetryPolicy } from './retry.js';
 import {
   checkCreateTaskRequest,
@@ -84,6 +84,8 @@ export class ScaleClient {
   private readonly authorization: string;
   private readonly baseUrl: string;
   private readonly policy: RetryPolicy;
+  /** Time this client's calls spent waiting for turns. */
+  private turnWaitsMs = 0;
 
   constructor(private readonly options: ScaleClientOptions) {
     if (!options.apiKey) throw new Error('Scale API key is empty: set it in the Scale API key secret');
@@ -153,14 +155,14 @@ export class ScaleClient {
     const deadline = Math.min(started + this.policy.maxElapsedMs, this.options.deadline ?? Infinity);
     if (deadline - started < MIN_ATTEMPT_MS) {
       // Too little time left to be worth a request: fail now (a retryable failure) rather than be cut off mid-call.
-      throw new ScaleApiError('not attempted: less than a second left before the deadline', { operation: spec.operation, retryable: true, attempts: 0, retryInMs: this.limitInForce() ? 0 : undefined });
+      throw new ScaleApiError('not attempted: less than a second left before the deadline', { operation: spec.operation, retryable: true, attempts: 0, retryInMs: this.turnsTookTime() ? 0 : undefined });
     }
     const flow = this.options.flowControl;
     // With flow control, 429s are counted apart from other failures (see RetryPolicy.maxRateLimitedAttempts).
     let failures = 0;
     let rateLimited = 0;
     for (let attempt = 1; ; attempt++) {
-      const turn = flow ? await flow.acquire(deadline - MIN_ATTEMPT_MS) : undefined;
+      const turn = flow ? await this.turnFrom(flow, deadline - MIN_ATTEMPT_MS) : undefined;
       if (turn && !turn.ok) throw new ScaleApiError(turn.reason, { operation: spec.operation, retryable: true, attempts: attempt - 1, retryInMs: turn.waitMs });
       const outcome = await this.attempt(spec, Math.min(this.policy.attemptTimeoutMs, deadline - Date.now()));
       const retryAfterMs = !outcome.ok && outcome.retryAfterMs !== undefined ? Math.min(outcome.retryAfterMs, this.policy.maxRetryAfterMs) : undefined;
@@ -237,13 +239,22 @@ export class ScaleClient {
    * Scale does not echo keys, but an error text (from Scale or a proxy in front of it) is copied into logs and
    * records: make sure, in every form the key travels in — as is, and base64-encoded in the Basic credentials.
    */
+  /** Waits for a turn, counting the time it took. */
+  private async turnFrom(flow: RequestPacer, latestStart: number): Promise<Turn> {
+    const asked = Date.now();
+    try {
+      return await flow.acquire(latestStart);
+    } finally {
+      this.turnWaitsMs += Date.now() - asked;
+    }
+  }
+
   /**
-   * Whether the flow control keeps to a limit of Scale's now: then a call this invocation has no time left for only
-   * has to wait for the next invocation's turn (the earlier calls' turns took the time).
+   * Whether this client's earlier turns took at least an attempt's worth of time: then a call with no time left only
+   * has to wait for its turn in a later invocation (nothing else about it failed).
    */
-  private limitInForce(): boolean {
-    const rate = this.options.flowControl?.state().rate;
-    return rate !== undefined && rate !== null && Number.isFinite(rate);
+  private turnsTookTime(): boolean {
+    return this.turnWaitsMs >= MIN_ATTEMPT_MS;
   }
 
   private redact(text: string): string {

@@ -5,7 +5,7 @@ export const QUEUE_WAIT_LIMIT_MS = 24 * 60 * 60 * 1000;
 /**
  * The longest delay (SQS allows 900 s): under the reconciler's shortest threshold for an upload stuck in
  * 'submitting' (5 minutes), so that an upload waiting in the queue is back, and its record updated, before the
- * reconciler could take it for stuck and send a second copy.
+ * reconciler could take it for stuck and send a second copy — unless the queue itself is backlogged that long.
  */
 const MAX_DELAY_SECONDS = 240;
 /** A change's time a little ahead of this function's clock is still a change of now. */

@@ -207,6 +207,7 @@ export class DynamoTaskStore implements TaskStore {
     const expr = new UpdateExpression();
     expr.set('status', 'submitting');
     expr.set('updatedAt', now);
+    expr.set('reopenedAt', now);
     const previous = expr.name('previousTaskIds');
     expr.setRaw(`${previous} = list_append(if_not_exists(${previous}, ${expr.value([])}), ${expr.value([taskId])})`);
     expr.add('resubmissions', 1);
@@ -225,6 +226,7 @@ export class DynamoTaskStore implements TaskStore {
     if (from.status === 'error') return from.taskId !== undefined && this.prepareResubmission(uniqueId, from.taskId, now);
     const expr = new UpdateExpression();
     expr.set('updatedAt', now);
+    expr.set('reopenedAt', now);
     // create-task's claim refuses 'rejected'; 'create_failed' and 'failed' it takes as they are (and as 'resumed').
     if (from.status === 'rejected') {
       expr.set('status', 'submitting');

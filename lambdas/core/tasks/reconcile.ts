@@ -106,8 +106,8 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
         await storeIfMissing(task, deps);
         report.adopted++;
       } else {
-        // Dated when the upload was first recorded, not now: its day of waiting in the queue does not start over.
-        await deps.resubmit(uploadNotification(record, firstRecorded(record, now)));
+        // Dated when the upload was recorded or last reopened, not now: its day of waiting in the queue does not start over.
+        await deps.resubmit(uploadNotification(record, lastOpened(record, now)));
         report.resubmitted++;
       }
     }
@@ -164,8 +164,8 @@ async function storeIfMissing(task: ScaleTask, deps: ReconcileDeps): Promise<'no
   return 'stored';
 }
 
-/** When the upload was first recorded (its createdAt), or now if that is unreadable or ahead. */
-function firstRecorded(record: TaskRecord, now: Date): Date {
-  const createdAt = Date.parse(record.createdAt);
-  return Number.isFinite(createdAt) && createdAt <= now.getTime() ? new Date(createdAt) : now;
+/** When the upload was recorded, or last reopened by a retry or resubmission; now if neither is readable or both are ahead. */
+function lastOpened(record: TaskRecord, now: Date): Date {
+  const times = [record.createdAt, record.reopenedAt].map((t) => (t === undefined ? NaN : Date.parse(t))).filter((t) => Number.isFinite(t) && t <= now.getTime());
+  return times.length > 0 ? new Date(Math.max(...times)) : now;
 }

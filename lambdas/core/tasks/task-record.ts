@@ -81,6 +81,8 @@ export const TaskRecordSchema = z.object({
   /** Tasks this upload had before, each ended in a transient `error` and resubmitted (oldest first), and how many. */
   previousTaskIds: z.optional(z.array(z.string())),
   resubmissions: z.optional(z.number()),
+  /** When an operator's retry or the reconciler last reopened the upload for another task. */
+  reopenedAt: z.optional(z.string()),
   /** Internal: which delivery holds the submission, so a stale one cannot overwrite a newer outcome. */
   claimId: z.optional(z.string()),
   scaleStatus: z.optional(z.string()),

@@ -67,13 +67,23 @@ describe('ScaleClient with flow control', () => {
     expect(err.message).toContain('gave up after the maximum of 1 rate-limited attempts');
   });
 
-  it('tells a call with no time left to wait for a turn only while a limit is in force', async () => {
-    const notAttempted = (flowControl?: RequestPacer) => failure(client({ flowControl, deadline: Date.now() + 500 }).getTask('0123456789abcdef01234567'));
+  it('tells a call with no time left to wait for a turn only when its earlier turns took the time', async () => {
+    // A pacer whose every turn comes 1.2 s after it is asked for: the first call's turn takes most of a 2.1 s budget.
+    const slowTurns = {
+      acquire: async () => (await new Promise((resolve) => setTimeout(resolve, 1_200)), { ok: true as const, permit: { sentAt: Date.now() } }),
+      settle: () => undefined,
+      state: () => ({ rate: 1, pausedUntil: 0, waiting: 0, decreases: 0, rateLimited: 0 }),
+    } as RequestPacer;
+    const c = client({ flowControl: slowTurns, deadline: Date.now() + 2_100 });
+    await c.getTask('0123456789abcdef01234567').catch(() => undefined);
+    const late = await failure(c.getTask('0123456789abcdef01234567'));
+    expect(late).toMatchObject({ attempts: 0, retryInMs: 0, message: expect.stringContaining('not attempted: less than a second left') });
+    // A limit in force, but the time went elsewhere (no turn was waited for): nothing says a turn is what is missing.
     const before = requestsSoFar();
-    expect(await notAttempted(new FlowControl().limitTo(5))).toMatchObject({ attempts: 0, retryInMs: 0, message: expect.stringContaining('not attempted: less than a second left') });
-    // Unlimited, or no flow control at all: nothing says a turn is what is missing.
-    expect((await notAttempted(new FlowControl())).retryInMs).toBeUndefined();
-    expect((await notAttempted()).retryInMs).toBeUndefined();
+    const elsewhere = await failure(client({ flowControl: new FlowControl().limitTo(5), deadline: Date.now() + 500 }).getTask('0123456789abcdef01234567'));
+    expect(elsewhere).toMatchObject({ attempts: 0, message: expect.stringContaining('not attempted') });
+    expect(elsewhere.retryInMs).toBeUndefined();
+    expect((await failure(client({ deadline: Date.now() + 500 }).getTask('0123456789abcdef01234567'))).retryInMs).toBeUndefined();
     expect(requestsSoFar()).toBe(before);
   });
 

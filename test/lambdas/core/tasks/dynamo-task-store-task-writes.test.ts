@@ -100,7 +100,7 @@ describe('prepareResubmission and prepareRetry: only from where the caller saw t
       responseRef: { bucket: 'b', key: 'k' }, submittedAt: T(1), claimId: 'c', callbackCount: 1,
     });
     expect(await store.prepareResubmission(id, 'task-1', T(2))).toBe(true);
-    expect(await raw(id)).toEqual({ uniqueId: id, schemaVersion: 1, bucket: 'scenes', key: 'seeded.sfs', sceneFormat: 'sensor_fusion', createdAt: T(0), status: 'submitting', updatedAt: T(2), previousTaskIds: ['task-1'], resubmissions: 1, callbackCount: 1 });
+    expect(await raw(id)).toEqual({ uniqueId: id, schemaVersion: 1, bucket: 'scenes', key: 'seeded.sfs', sceneFormat: 'sensor_fusion', createdAt: T(0), status: 'submitting', updatedAt: T(2), reopenedAt: T(2), previousTaskIds: ['task-1'], resubmissions: 1, callbackCount: 1 });
     await doc.send(new UpdateCommand({ TableName: 'tasks', Key: { uniqueId: id }, UpdateExpression: 'SET #s = :e, taskId = :t', ExpressionAttributeNames: { '#s': 'status' }, ExpressionAttributeValues: { ':e': 'error', ':t': 'task-2' } }));
     expect(await store.prepareResubmission(id, 'task-2', T(3))).toBe(true);
     expect(await raw(id)).toMatchObject({ previousTaskIds: ['task-1', 'task-2'], resubmissions: 2, updatedAt: T(3) });
@@ -129,7 +129,7 @@ describe('prepareResubmission and prepareRetry: only from where the caller saw t
       expect(await store.prepareRetry(id, { status: 'rejected' }, T(1))).toBe(false);
       expect(await raw(id)).toMatchObject({ status, updatedAt: T(0) });
       expect(await store.prepareRetry(id, { status }, T(2))).toBe(true);
-      expect(await raw(id)).toMatchObject({ status, reason: 'kept', scaleError: { message: 'kept' }, updatedAt: T(2) });
+      expect(await raw(id)).toMatchObject({ status, reason: 'kept', scaleError: { message: 'kept' }, updatedAt: T(2), reopenedAt: T(2) });
     }
     const rejected = newId();
     await seed({ uniqueId: rejected, status: 'rejected', reason: 'empty' });

@@ -163,13 +163,22 @@ describe('reconcile: every loop is bounded', () => {
     expect(await all.run()).toMatchObject({ resubmitted: 4 });
   });
 
-  it('dates a resubmission when the upload was first recorded, so its day of waiting in the queue does not start over', async () => {
+  it('dates a resubmission when the upload was recorded or last reopened, so its day of waiting in the queue does not start over', async () => {
     const times: string[] = [];
-    const stuck = [[record(1, { status: 'submitting', createdAt: '2026-11-30T02:00:00.000Z' }), record(2, { status: 'submitting', createdAt: 'unreadable' }), record(3, { status: 'submitting', createdAt: '2026-12-01T00:00:00.000Z' })]];
+    const stuck = [
+      [
+        record(1, { status: 'submitting', createdAt: '2026-11-30T02:00:00.000Z' }),
+        record(2, { status: 'submitting', createdAt: 'unreadable' }),
+        record(3, { status: 'submitting', createdAt: '2026-12-01T00:00:00.000Z' }),
+        // Recorded three days ago, retried by an operator this morning.
+        record(4, { status: 'submitting', createdAt: '2026-11-27T12:00:00.000Z', reopenedAt: '2026-11-30T09:00:00.000Z' }),
+        record(5, { status: 'submitting', createdAt: '2026-11-30T03:00:00.000Z', reopenedAt: 'unreadable' }),
+      ],
+    ];
     const h = harness({ stuck, deps: { resubmit: async (notification) => void times.push(JSON.parse(notification).Records[0].eventTime) } });
-    expect(await h.run()).toMatchObject({ resubmitted: 3 });
+    expect(await h.run()).toMatchObject({ resubmitted: 5 });
     // Unreadable, or ahead of the reconciler's clock: now.
-    expect(times).toEqual(['2026-11-30T02:00:00.000Z', NOW.toISOString(), NOW.toISOString()]);
+    expect(times).toEqual(['2026-11-30T02:00:00.000Z', NOW.toISOString(), NOW.toISOString(), '2026-11-30T09:00:00.000Z', '2026-11-30T03:00:00.000Z']);
   });
 
   it('keeps the first five failing projects\' errors, each bounded to 300 characters', async () => {
