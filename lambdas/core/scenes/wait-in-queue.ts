@@ -46,12 +46,13 @@ export function waitingFor(err: unknown): 'scale_rate_limit' | 'another_change' 
  * retries and the dead-letter queue apply, so no message goes round for ever.
  */
 export function queueWaitSeconds(err: unknown, eventTime: string | undefined, now: number, random: () => number = Math.random): number | undefined {
-  if (waitingFor(err) === undefined) return undefined;
+  const waits = waitingFor(err);
+  if (waits === undefined) return undefined;
   const retryInMs = (err as ScaleApiError | NotYetError).retryInMs!;
   const happenedAt = eventTime === undefined ? NaN : Date.parse(eventTime);
   if (!Number.isFinite(happenedAt) || happenedAt > now + CLOCK_SKEW_MS || now - happenedAt > QUEUE_WAIT_LIMIT_MS) return undefined;
   // Only the rate limit's backlog is unknown: another change is waited for as long as the error says.
-  const waitedMs = waitingFor(err) === 'scale_rate_limit' ? Math.max(0, now - happenedAt) : 0;
+  const waitedMs = waits === 'scale_rate_limit' ? Math.max(0, now - happenedAt) : 0;
   const seconds = Math.ceil(Math.max(retryInMs, waitedMs * random()) / 1000);
   return Number.isNaN(seconds) ? MAX_DELAY_SECONDS : Math.min(MAX_DELAY_SECONDS, Math.max(1, seconds));
 }
